@@ -1,0 +1,329 @@
+//! The table of config keys: name, documentation, parser and printer of each.
+//!
+//! One table drives the file parser, the `SLCP_*` variables, `--set`, `slcp config` and the
+//! commented default file, so a key can't be documented and parsed differently.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use slcp_core::Handle;
+
+use crate::{Config, PortRange, Raw};
+
+/// One config key.
+pub struct Key {
+    /// The key as written in the file (`SLCP_` + upper case in the environment).
+    pub name: &'static str,
+    /// What it means and what it takes; shown in the default file.
+    pub doc: &'static str,
+    /// Validates a raw value and stores it; the error says what is allowed.
+    pub apply: fn(&mut Config, &Raw) -> Result<(), String>,
+    /// The current value as TOML.
+    pub show: fn(&Config) -> String,
+}
+
+/// Every key, in the order `slcp config` prints them.
+pub static KEYS: &[Key] = &[
+    Key {
+        name: "handle",
+        doc: "Your name in the chat: 1-32 characters, no spaces, no ',' and no '\"'.\n\
+              Default: your login name.",
+        apply: |c, r| {
+            let s = text(r).ok_or_else(|| HANDLE_RULE.to_string())?;
+            c.handle = Handle::new(&s).map_err(|e| format!("a valid handle ({e})"))?;
+            Ok(())
+        },
+        show: |c| toml_str(c.handle.as_str()),
+    },
+    Key {
+        name: "port",
+        doc: "The port this client receives on (UDP for messages, TCP for images): a number, or\n\
+              a range [low, high] of which the first free port is taken.",
+        apply: |c, r| {
+            c.port = port_range(r).ok_or_else(|| {
+                "a port (1-65535) or a range [low, high] with 1 <= low <= high <= 65535".to_string()
+            })?;
+            Ok(())
+        },
+        show: |c| {
+            if c.port.low == c.port.high {
+                c.port.low.to_string()
+            } else {
+                format!("[{}, {}]", c.port.low, c.port.high)
+            }
+        },
+    },
+    Key {
+        name: "whoisport",
+        doc: "The UDP port of the discovery service on every host of the LAN.",
+        apply: |c, r| {
+            c.whoisport = port(r).ok_or_else(|| PORT_RULE.to_string())?;
+            Ok(())
+        },
+        show: |c| c.whoisport.to_string(),
+    },
+    Key {
+        name: "autoreply",
+        doc: "The automatic reply sent while you are AWAY (sent as \"[auto] <text>\").",
+        apply: |c, r| {
+            let s = text(r)
+                .filter(|s| !s.contains('\n') && s.len() <= 400)
+                .ok_or_else(|| "a one-line text of at most 400 bytes".to_string())?;
+            c.autoreply = s;
+            Ok(())
+        },
+        show: |c| toml_str(&c.autoreply),
+    },
+    Key {
+        name: "imagepath",
+        doc: "The folder received images are saved in (created if missing).",
+        apply: |c, r| {
+            c.imagepath = path(r).ok_or_else(|| "a folder path".to_string())?;
+            Ok(())
+        },
+        show: |c| toml_str(&c.imagepath.display().to_string()),
+    },
+    Key {
+        name: "broadcast",
+        doc: "Addresses JOIN, LEAVE, WHO, AWAY and BACK are sent to besides the interfaces'\n\
+              broadcast addresses. 127.255.255.255 reaches every slcp on this machine.",
+        apply: |c, r| {
+            c.broadcast = list(r)
+                .and_then(|v| v.iter().map(|s| s.parse::<IpAddr>().ok()).collect())
+                .ok_or_else(|| {
+                    "a list of IP addresses, e.g. [\"127.255.255.255\", \"192.168.1.255\"]"
+                        .to_string()
+                })?;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c
+                .broadcast
+                .iter()
+                .map(|a| toml_str(&a.to_string()))
+                .collect();
+            format!("[{}]", v.join(", "))
+        },
+    },
+    Key {
+        name: "interfaces",
+        doc: "Also broadcast on every up, non-loopback IPv4 interface (true or false).",
+        apply: |c, r| {
+            c.interfaces = boolean(r).ok_or_else(|| BOOL_RULE.to_string())?;
+            Ok(())
+        },
+        show: |c| c.interfaces.to_string(),
+    },
+    Key {
+        name: "plugin_dir",
+        doc: "Folders searched for plugins, before the folder of the slcp executable.",
+        apply: |c, r| {
+            c.plugin_dir = list(r)
+                .map(|v| v.into_iter().map(PathBuf::from).collect())
+                .ok_or_else(|| "a list of folder paths".to_string())?;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c
+                .plugin_dir
+                .iter()
+                .map(|p| toml_str(&p.display().to_string()))
+                .collect();
+            format!("[{}]", v.join(", "))
+        },
+    },
+    Key {
+        name: "max_image_bytes",
+        doc: "The largest image accepted, in bytes.",
+        apply: |c, r| {
+            c.max_image_bytes = uint(r)
+                .and_then(|v| u64::try_from(v).ok())
+                .filter(|v| *v <= 1 << 40)
+                .ok_or_else(|| "a size in bytes (0 to 1099511627776)".to_string())?;
+            Ok(())
+        },
+        show: |c| c.max_image_bytes.to_string(),
+    },
+    Key {
+        name: "transfer_timeout",
+        doc: "Seconds an image transfer may stall before it is aborted.",
+        apply: |c, r| set_secs(&mut c.transfer_timeout, r),
+        show: |c| secs(c.transfer_timeout),
+    },
+    Key {
+        name: "heartbeat",
+        doc: "Seconds between the JOIN and WHO a client re-sends to stay listed.",
+        apply: |c, r| set_secs(&mut c.heartbeat, r),
+        show: |c| secs(c.heartbeat),
+    },
+    Key {
+        name: "expiry",
+        doc: "Seconds after which a user not heard from is dropped (longer than heartbeat).",
+        apply: |c, r| set_secs(&mut c.expiry, r),
+        show: |c| secs(c.expiry),
+    },
+    Key {
+        name: "who_wait",
+        doc: "Seconds WHO waits for the discovery services' answers.",
+        apply: |c, r| set_secs(&mut c.who_wait, r),
+        show: |c| secs(c.who_wait),
+    },
+    Key {
+        name: "bell",
+        doc: "Ring the terminal bell when a message arrives (true or false).",
+        apply: |c, r| {
+            c.bell = boolean(r).ok_or_else(|| BOOL_RULE.to_string())?;
+            Ok(())
+        },
+        show: |c| c.bell.to_string(),
+    },
+    Key {
+        name: "backlog",
+        doc: "How many received messages the client keeps while no REPL is attached.",
+        apply: |c, r| {
+            c.backlog = uint(r)
+                .and_then(|v| usize::try_from(v).ok())
+                .filter(|v| *v <= 1_000_000)
+                .ok_or_else(|| "a count from 0 to 1000000".to_string())?;
+            Ok(())
+        },
+        show: |c| c.backlog.to_string(),
+    },
+    Key {
+        name: "history_size",
+        doc: "How many lines of command history the REPL keeps.",
+        apply: |c, r| {
+            c.history_size = uint(r)
+                .and_then(|v| usize::try_from(v).ok())
+                .filter(|v| *v <= 1_000_000)
+                .ok_or_else(|| "a count from 0 to 1000000".to_string())?;
+            Ok(())
+        },
+        show: |c| c.history_size.to_string(),
+    },
+];
+
+const HANDLE_RULE: &str = "a handle (1-32 characters, no spaces, no ',' and no '\"')";
+const PORT_RULE: &str = "a port (1-65535)";
+const BOOL_RULE: &str = "true or false";
+
+/// The key called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}
+
+fn text(r: &Raw) -> Option<String> {
+    match r {
+        Raw::Toml(toml::Value::String(s)) | Raw::Text(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn path(r: &Raw) -> Option<PathBuf> {
+    text(r).filter(|s| !s.is_empty()).map(|s| {
+        // `~/x` is what people write; expand it rather than create a folder named `~`.
+        match s.strip_prefix("~/").zip(dirs::home_dir()) {
+            Some((rest, home)) => home.join(rest),
+            None => PathBuf::from(s),
+        }
+    })
+}
+
+fn uint(r: &Raw) -> Option<i128> {
+    match r {
+        Raw::Toml(toml::Value::Integer(i)) => Some(i128::from(*i)).filter(|v| *v >= 0),
+        Raw::Text(s) => s.trim().parse::<u64>().ok().map(i128::from),
+        _ => None,
+    }
+}
+
+fn port(r: &Raw) -> Option<u16> {
+    uint(r)
+        .and_then(|v| u16::try_from(v).ok())
+        .filter(|p| *p != 0)
+}
+
+fn port_range(r: &Raw) -> Option<PortRange> {
+    let (low, high) = match r {
+        Raw::Toml(toml::Value::Array(a)) if a.len() == 2 => (
+            port(&Raw::Toml(a[0].clone()))?,
+            port(&Raw::Toml(a[1].clone()))?,
+        ),
+        Raw::Text(s) => {
+            let s = s.trim().trim_start_matches('[').trim_end_matches(']');
+            match s.split_once(['-', ',']) {
+                Some((a, b)) => (
+                    port(&Raw::Text(a.trim().into()))?,
+                    port(&Raw::Text(b.trim().into()))?,
+                ),
+                None => {
+                    let p = port(&Raw::Text(s.into()))?;
+                    (p, p)
+                }
+            }
+        }
+        r => {
+            let p = port(r)?;
+            (p, p)
+        }
+    };
+    (low <= high).then_some(PortRange { low, high })
+}
+
+fn boolean(r: &Raw) -> Option<bool> {
+    match r {
+        Raw::Toml(toml::Value::Boolean(b)) => Some(*b),
+        Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn list(r: &Raw) -> Option<Vec<String>> {
+    match r {
+        Raw::Toml(toml::Value::Array(a)) => {
+            a.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+        }
+        Raw::Text(s) => Some(
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn set_secs(slot: &mut Duration, r: &Raw) -> Result<(), String> {
+    let v = match r {
+        Raw::Toml(toml::Value::Integer(i)) => *i as f64,
+        Raw::Toml(toml::Value::Float(f)) => *f,
+        Raw::Text(s) => s.trim().parse::<f64>().map_err(|_| SECS_RULE.to_string())?,
+        _ => return Err(SECS_RULE.into()),
+    };
+    if !(0.01..=86_400.0).contains(&v) {
+        return Err(SECS_RULE.into());
+    }
+    *slot = Duration::from_secs_f64(v);
+    Ok(())
+}
+
+const SECS_RULE: &str = "a number of seconds from 0.01 to 86400";

@@ -1,0 +1,34 @@
+//! Where slcp keeps its files, from the platform's conventions (`dirs`).
+
+use std::path::PathBuf;
+
+/// `SLCP_*` variables that are not config keys (they are read elsewhere).
+pub const NON_KEY_VARS: &[&str] = &["SLCP_CONFIG", "SLCP_LOG"];
+
+/// `<config dir>/slcp/config.toml`, e.g. `~/.config/slcp/config.toml`.
+pub fn default_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("slcp").join("config.toml"))
+}
+
+/// Where REPL history and logs live: the state dir, else the local data dir, else a temp dir.
+pub fn state_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slcp")
+}
+
+/// Where a running client leaves its IPC port and token: the runtime dir, else the state dir.
+pub fn runtime_dir() -> PathBuf {
+    dirs::runtime_dir()
+        .map(|d| d.join("slcp"))
+        .unwrap_or_else(state_dir)
+}
+
+/// The default folder for received images.
+pub fn default_imagepath() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slcp")
+        .join("images")
+}

@@ -1,0 +1,1 @@
+//! slcp-discovery: the per-host discovery daemon.

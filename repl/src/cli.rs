@@ -1,0 +1,86 @@
+//! The command line: global options every part shares, and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use slcp_config::{Config, ConfigError, Loaded, Overrides};
+
+/// slcp: serverless chat for a local network.
+///
+/// With no subcommand, slcp makes sure this host's discovery service and your client run
+/// (starting them in the background when they do not) and opens the chat prompt. When standard
+/// input is not a terminal, the lines read from it are run as commands, one after the other.
+#[derive(Debug, Parser)]
+#[command(name = "slcp", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// Read this config file instead of the default one
+    #[arg(long, global = true, value_name = "FILE", env = "SLCP_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Your handle (overrides the config key `handle`)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub handle: Option<String>,
+
+    /// Port or range LOW-HIGH for this client (overrides `port`)
+    #[arg(long, global = true, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// The discovery port (overrides `whoisport`)
+    #[arg(long, global = true, value_name = "PORT")]
+    pub whoisport: Option<String>,
+
+    /// Set any config key, e.g. --set heartbeat=2 (repeatable)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to run; the chat prompt when omitted
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The parts of slcp, one per subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration, each key with where its value came from
+    Config {
+        /// Print a commented config file with every key at its default instead
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+impl Cli {
+    /// Loads the config from the file, the environment and this command line.
+    pub fn load_config(&self) -> Result<Loaded, ConfigError> {
+        let mut flags = Vec::new();
+        for (flag, key, value) in [
+            ("--handle", "handle", &self.handle),
+            ("--port", "port", &self.port),
+            ("--whoisport", "whoisport", &self.whoisport),
+        ] {
+            if let Some(v) = value {
+                flags.push((flag.to_string(), key.to_string(), v.clone()));
+            }
+        }
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::BadValue {
+                origin: "--set".into(),
+                key: kv.clone(),
+                found: format!("{kv:?}"),
+                allowed: "KEY=VALUE, e.g. --set heartbeat=2".into(),
+            })?;
+            flags.push(("--set".into(), k.trim().to_string(), v.to_string()));
+        }
+        Config::load(
+            &Overrides {
+                file: self.config.clone(),
+                flags,
+            },
+            std::env::vars(),
+        )
+    }
+}
