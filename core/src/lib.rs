@@ -1,7 +1,12 @@
 //! slcp-core: the SLCP codec and the machinery of the chat client.
 //!
-//! The [`codec`] is pure; everything that does I/O builds on it.
+//! The [`codec`] is pure; [`client::chat`] is the client's logic, also pure; [`client::run`]
+//! and the discovery daemon are the shells that do the I/O.
 
+pub mod client;
 pub mod codec;
+pub mod ipc;
+pub mod logger;
+pub mod net;
 
 pub use codec::{Handle, Message};

@@ -1,0 +1,408 @@
+//! Tests of the client logic, driven by datagrams and instants (no sockets, no sleeps).
+
+use super::*;
+
+const BCAST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255));
+
+fn settings(handle: &str) -> Settings {
+    Settings {
+        handle: Handle::new(handle).unwrap(),
+        port: 5000,
+        whoisport: 4000,
+        broadcast: vec![BCAST],
+        local_ips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+        heartbeat: Duration::from_secs(1),
+        expiry: Duration::from_secs(3),
+        who_wait: Duration::from_millis(300),
+        backlog: 2,
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn disc() -> SocketAddr {
+    SocketAddr::new(BCAST, 4000)
+}
+
+/// The datagrams sent since the last call, as text.
+fn sent(c: &mut Chat) -> Vec<(SocketAddr, String)> {
+    c.out
+        .udp
+        .drain(..)
+        .map(|(a, b)| (a, String::from_utf8(b).unwrap()))
+        .collect()
+}
+
+fn ipc(c: &mut Chat) -> Vec<(To, ServerMsg)> {
+    c.out.ipc.drain(..).collect()
+}
+
+fn events(c: &mut Chat) -> Vec<String> {
+    ipc(c)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            ServerMsg::Event { event } => Some(event.line()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reply(c: &mut Chat) -> Result<Vec<String>, String> {
+    let replies: Vec<_> = ipc(c)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            ServerMsg::Reply { lines, error, .. } => Some(match error {
+                Some(e) => Err(e),
+                None => Ok(lines),
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "expected one reply, got {replies:?}");
+    replies.into_iter().next().unwrap()
+}
+
+/// A started client with one REPL (conn 1) attached and its outboxes empty.
+fn started(handle: &str) -> (Chat, Instant) {
+    let t0 = Instant::now();
+    let mut c = Chat::new(settings(handle), t0);
+    c.start(t0);
+    c.attach(1);
+    sent(&mut c);
+    ipc(&mut c);
+    (c, t0)
+}
+
+#[test]
+fn start_broadcasts_join_then_who() {
+    let t0 = Instant::now();
+    let mut c = Chat::new(settings("alice"), t0);
+    c.start(t0);
+    assert_eq!(
+        sent(&mut c),
+        vec![
+            (disc(), "JOIN alice 5000\n".to_string()),
+            (disc(), "WHO\n".to_string())
+        ]
+    );
+    // The heartbeat repeats both.
+    c.tick(t0 + Duration::from_millis(999));
+    assert!(sent(&mut c).is_empty());
+    c.tick(t0 + Duration::from_secs(1));
+    assert_eq!(sent(&mut c).len(), 2);
+}
+
+#[test]
+fn knowusers_adds_peers_and_greets_them_once() {
+    let (mut c, t0) = started("alice");
+    let ku = b"KNOWUSERS alice 127.0.0.1 5000, bob 127.0.0.1 5001, carol 10.0.0.9 5002\n";
+    c.datagram(t0, disc(), ku);
+    assert_eq!(
+        sent(&mut c),
+        vec![
+            (addr("127.0.0.1:5001"), "JOIN alice 5000\n".to_string()),
+            (addr("10.0.0.9:5002"), "JOIN alice 5000\n".to_string()),
+        ]
+    );
+    assert_eq!(
+        events(&mut c),
+        vec!["join bob 127.0.0.1:5001", "join carol 10.0.0.9:5002"]
+    );
+    c.datagram(t0, disc(), ku);
+    assert!(sent(&mut c).is_empty(), "known peers are not greeted again");
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn msg_to_a_known_peer_is_sent_quoted() {
+    let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    sent(&mut c);
+    ipc(&mut c);
+    c.request(t0, 1, 7, "msg bob hello \"there\" ü");
+    assert_eq!(reply(&mut c), Ok(vec![]));
+    assert_eq!(
+        sent(&mut c),
+        vec![(
+            addr("127.0.0.1:5001"),
+            "MSG alice \"hello \\\"there\\\" ü\"\n".to_string()
+        )]
+    );
+    // A text typed in quotes is sent without them; /slash forms work.
+    c.request(t0, 1, 8, "/MSG bob \"quoted\"");
+    assert_eq!(reply(&mut c), Ok(vec![]));
+    assert_eq!(sent(&mut c)[0].1, "MSG alice \"quoted\"\n");
+}
+
+#[test]
+fn msg_to_an_unknown_handle_asks_then_sends_or_fails() {
+    let (mut c, t0) = started("alice");
+    c.request(t0, 1, 1, "MSG dave hi");
+    assert_eq!(sent(&mut c), vec![(disc(), "WHO\n".to_string())]);
+    assert!(ipc(&mut c).is_empty(), "no reply before the answers are in");
+    c.datagram(t0, disc(), b"KNOWUSERS dave 127.0.0.1 5003\n");
+    let out = sent(&mut c);
+    assert!(out.contains(&(addr("127.0.0.1:5003"), "MSG alice \"hi\"\n".to_string())));
+    assert_eq!(reply(&mut c), Ok(vec![]));
+
+    c.request(t0, 1, 2, "MSG nobody hi");
+    sent(&mut c);
+    c.tick(t0 + Duration::from_millis(299));
+    assert!(ipc(&mut c).is_empty());
+    c.tick(t0 + Duration::from_millis(300));
+    let e = reply(&mut c).unwrap_err();
+    assert!(e.starts_with("nobody called nobody is here"), "{e}");
+}
+
+#[test]
+fn msg_errors_are_one_line() {
+    let (mut c, t0) = started("alice");
+    c.request(t0, 1, 1, "MSG bob");
+    assert_eq!(reply(&mut c), Err("usage: MSG <handle> <text...>".into()));
+    c.request(t0, 1, 2, "MSG b,ob hi");
+    assert!(reply(&mut c).unwrap_err().contains("is not a handle"));
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    ipc(&mut c);
+    c.request(t0, 1, 3, &format!("MSG bob {}", "x".repeat(600)));
+    let e = reply(&mut c).unwrap_err();
+    assert!(e.contains("message too long") && e.contains("512"), "{e}");
+    c.request(t0, 1, 4, "FROB");
+    assert_eq!(
+        reply(&mut c),
+        Err("unknown command FROB; HELP lists the commands".into())
+    );
+}
+
+#[test]
+fn received_msg_names_the_sender_even_when_it_names_us() {
+    let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    ipc(&mut c);
+    c.datagram(t0, addr("127.0.0.1:5001"), b"MSG bob \"hi \\\"you\\\"\"\n");
+    // Some implementations put the addressee in the handle field.
+    c.datagram(t0, addr("127.0.0.1:5001"), b"MSG alice hello there\r\n");
+    c.datagram(t0, addr("10.9.9.9:7"), b"msg alice who am i");
+    assert_eq!(
+        events(&mut c),
+        vec![
+            "message bob hi \"you\"",
+            "message bob hello there",
+            "message 10.9.9.9:7 who am i"
+        ]
+    );
+    assert_eq!(c.stats.messages_in, 3);
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_dropped() {
+    let (mut c, t0) = started("alice");
+    for bad in [
+        &b"\xff"[..],
+        b"",
+        b"JOIN",
+        b"HELLO world",
+        &[b'x'; 70_000][..],
+    ] {
+        c.datagram(t0, addr("127.0.0.1:9"), bad);
+    }
+    assert_eq!(c.stats.malformed, 5);
+    assert!(sent(&mut c).is_empty());
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn peers_expire_unless_refreshed() {
+    let (mut c, t0) = started("alice");
+    c.datagram(
+        t0,
+        disc(),
+        b"KNOWUSERS bob 127.0.0.1 5001, carol 127.0.0.1 5002",
+    );
+    ipc(&mut c);
+    let t2 = t0 + Duration::from_secs(2);
+    c.datagram(t2, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.tick(t0 + Duration::from_millis(3100));
+    assert_eq!(events(&mut c), vec!["leave carol"]);
+    c.tick(t2 + Duration::from_millis(3100));
+    assert_eq!(events(&mut c), vec!["leave bob"]);
+}
+
+#[test]
+fn leave_away_back_update_the_table() {
+    let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    ipc(&mut c);
+    c.datagram(t0, addr("127.0.0.1:5001"), b"AWAY bob\nAWAY bob\n");
+    c.datagram(t0, addr("127.0.0.1:5001"), b"BACK bob");
+    // A LEAVE from another address does not remove bob.
+    c.datagram(t0, addr("10.6.6.6:5001"), b"LEAVE bob");
+    c.datagram(t0, addr("127.0.0.1:5001"), b"LEAVE bob");
+    assert_eq!(events(&mut c), vec!["away bob", "back bob", "leave bob"]);
+    assert!(c.peers().is_empty());
+}
+
+#[test]
+fn away_and_back_are_announced_and_newcomers_hear_we_are_away() {
+    let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    sent(&mut c);
+    ipc(&mut c);
+    c.request(t0, 1, 1, "AWAY");
+    assert_eq!(reply(&mut c), Ok(vec!["you are away".to_string()]));
+    assert_eq!(
+        sent(&mut c),
+        vec![
+            (disc(), "AWAY alice\n".to_string()),
+            (addr("127.0.0.1:5001"), "AWAY alice\n".to_string())
+        ]
+    );
+    c.request(t0, 1, 2, "AWAY");
+    assert!(reply(&mut c).is_err());
+    c.datagram(t0, addr("127.0.0.1:5002"), b"JOIN carol 5002");
+    assert_eq!(
+        sent(&mut c),
+        vec![
+            (addr("127.0.0.1:5002"), "JOIN alice 5000\n".to_string()),
+            (addr("127.0.0.1:5002"), "AWAY alice\n".to_string())
+        ]
+    );
+}
+
+#[test]
+fn who_lists_after_the_wait_or_says_nobody_answered() {
+    let (mut c, t0) = started("alice");
+    c.request(t0, 1, 1, "WHO");
+    assert_eq!(sent(&mut c), vec![(disc(), "WHO\n".to_string())]);
+    c.tick(t0 + Duration::from_millis(300));
+    let e = reply(&mut c).unwrap_err();
+    assert!(
+        e.starts_with("no discovery service answered WHO on UDP port 4000"),
+        "{e}"
+    );
+
+    let t1 = t0 + Duration::from_secs(1);
+    c.request(t1, 1, 2, "who");
+    c.datagram(
+        t1,
+        disc(),
+        b"KNOWUSERS alice 127.0.0.1 5000, bob 127.0.0.1 5001",
+    );
+    c.datagram(t1, addr("127.0.0.1:5001"), b"AWAY bob");
+    ipc(&mut c);
+    c.tick(t1 + Duration::from_millis(300));
+    assert_eq!(
+        reply(&mut c),
+        Ok(vec![
+            "HANDLE  ADDRESS         STATUS".to_string(),
+            "bob     127.0.0.1:5001  away".to_string()
+        ])
+    );
+}
+
+#[test]
+fn a_clash_is_reported_and_handle_change_is_checked() {
+    let (mut c, t0) = started("alice");
+    // Our own entry (local address, our port) is no clash.
+    c.datagram(t0, disc(), b"KNOWUSERS alice 10.0.0.1 5000");
+    assert!(events(&mut c).is_empty());
+    c.datagram(
+        t0,
+        disc(),
+        b"KNOWUSERS alice 10.0.0.7 5000, bob 10.0.0.8 5001",
+    );
+    assert_eq!(
+        events(&mut c),
+        vec!["clash alice 10.0.0.7:5000", "join bob 10.0.0.8:5001"]
+    );
+    assert!(c.status().iter().any(|l| l.contains("not joined")));
+    sent(&mut c);
+    // A taken handle is refused after asking.
+    c.request(t0, 1, 1, "HANDLE bob");
+    assert_eq!(sent(&mut c), vec![(disc(), "WHO\n".to_string())]);
+    c.tick(t0 + Duration::from_millis(300));
+    assert_eq!(
+        reply(&mut c),
+        Err("bob is taken by 10.0.0.8:5001; choose another handle".into())
+    );
+    // A free one: no LEAVE for a handle we never held, a JOIN for the new one.
+    c.request(t0, 1, 2, "HANDLE alicia");
+    sent(&mut c);
+    c.tick(t0 + Duration::from_millis(600));
+    let out: Vec<String> = sent(&mut c).into_iter().map(|(_, s)| s).collect();
+    assert!(!out.iter().any(|s| s.starts_with("LEAVE")), "{out:?}");
+    assert!(out.contains(&"JOIN alicia 5000\n".to_string()), "{out:?}");
+    let msgs = ipc(&mut c);
+    assert!(msgs.iter().any(|(_, m)| matches!(m, ServerMsg::Reply { lines, .. } if lines == &vec!["you are now alicia (were alice)".to_string()])));
+}
+
+#[test]
+fn handle_change_leaves_the_old_and_joins_the_new() {
+    let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    sent(&mut c);
+    ipc(&mut c);
+    c.request(t0, 1, 1, "HANDLE ally");
+    sent(&mut c);
+    c.tick(t0 + Duration::from_millis(300));
+    let out = sent(&mut c);
+    assert_eq!(
+        out.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+        vec![
+            "LEAVE alice\n",
+            "LEAVE alice\n",
+            "JOIN ally 5000\n",
+            "JOIN ally 5000\n",
+            "WHO\n"
+        ]
+    );
+    assert_eq!(c.handle().as_str(), "ally");
+}
+
+#[test]
+fn messages_wait_in_a_bounded_backlog_while_nobody_is_attached() {
+    let (mut c, t0) = started("alice");
+    c.detach(1);
+    for i in 0..3 {
+        c.datagram(
+            t0,
+            addr("127.0.0.1:5001"),
+            format!("MSG bob m{i}").as_bytes(),
+        );
+    }
+    c.datagram(t0, disc(), b"KNOWUSERS carol 127.0.0.1 5002");
+    assert!(ipc(&mut c).is_empty());
+    c.attach(2);
+    let lines = events(&mut c);
+    assert_eq!(
+        lines,
+        vec![
+            "error 1 older messages were dropped while no prompt was attached (backlog = 2)",
+            "message bob m1",
+            "message bob m2"
+        ]
+    );
+}
+
+#[test]
+fn leave_and_join_commands() {
+    let (mut c, t0) = started("alice");
+    c.request(t0, 1, 1, "LEAVE");
+    assert!(reply(&mut c).is_ok());
+    assert_eq!(sent(&mut c), vec![(disc(), "LEAVE alice\n".to_string())]);
+    c.request(t0, 1, 2, "MSG bob hi");
+    assert_eq!(
+        reply(&mut c),
+        Err("you are not in the chat; JOIN first".into())
+    );
+    // No heartbeat JOIN while left.
+    c.tick(t0 + Duration::from_secs(1));
+    assert_eq!(sent(&mut c), vec![(disc(), "WHO\n".to_string())]);
+    c.request(t0, 1, 3, "JOIN");
+    assert!(reply(&mut c).is_ok());
+    assert_eq!(sent(&mut c)[0].1, "JOIN alice 5000\n");
+    c.request(t0, 1, 4, "QUIT");
+    assert_eq!(reply(&mut c), Ok(vec!["bye".to_string()]));
+    assert!(c.out.quit);
+}

@@ -1,0 +1,461 @@
+//! The client process: one thread, one `mio::Poll`, the imperative shell around [`chat::Chat`].
+//!
+//! Fixed tokens for the UDP socket, the IPC listener and the signal pipe; IPC connections get
+//! never-reused ids. Reads and accepts run until `WouldBlock`, writes are queued and flushed on
+//! WRITABLE, and the poll timeout is the earliest deadline the chat logic has.
+
+pub mod chat;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::codec::Handle;
+use crate::ipc::{self, Auth, Request, RuntimeInfo, ServerMsg};
+use crate::net;
+use chat::{Chat, ConnId, Settings, To};
+
+const UDP: Token = Token(0);
+const IPC: Token = Token(1);
+const SIGNALS: Token = Token(2);
+const FIRST_CONN: usize = 16;
+/// A REPL that lets this much output pile up unread is dropped rather than grow memory.
+const MAX_PENDING_OUTPUT: usize = 16 << 20;
+
+/// What `slcp client` needs to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The handle to join with.
+    pub handle: Handle,
+    /// The port range to take a port from.
+    pub ports: (u16, u16),
+    /// Every host's discovery port.
+    pub whoisport: u16,
+    /// Configured broadcast addresses.
+    pub broadcast: Vec<IpAddr>,
+    /// Also broadcast on every up IPv4 interface.
+    pub interfaces: bool,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Peer expiry.
+    pub expiry: Duration,
+    /// How long WHO waits.
+    pub who_wait: Duration,
+    /// Messages kept while no REPL is attached.
+    pub backlog: usize,
+    /// Where the runtime file (IPC port and token) goes.
+    pub runtime_file: PathBuf,
+}
+
+/// Why the client could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No port of the range could be bound.
+    #[error(transparent)]
+    Bind(#[from] net::BindError),
+    /// Anything else from the OS.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
+    let what = what.into();
+    move |source| ClientError::Io { what, source }
+}
+
+struct Conn {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    authed: bool,
+    /// Close once `wbuf` is flushed.
+    closing: bool,
+    writable: bool,
+}
+
+/// Runs the client until QUIT, SIGINT or SIGTERM; `ready` is called once it listens and the
+/// runtime file is written.
+pub fn run(opts: Options, ready: impl FnOnce(&RuntimeInfo)) -> Result<(), ClientError> {
+    let (port, udp_std, _image_listener) = net::bind_port_pair(opts.ports.0, opts.ports.1)?;
+    let ipc_std = net::bind_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+        .map_err(io_err("binding the IPC port on 127.0.0.1"))?;
+    let ipc_port = ipc_std
+        .local_addr()
+        .map_err(io_err("reading the IPC port"))?
+        .port();
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        ipc_port,
+        port,
+        token: ipc::new_token().map_err(io_err("reading /dev/urandom for the IPC token"))?,
+    };
+    info.write(&opts.runtime_file)
+        .map_err(io_err(format!("writing {}", opts.runtime_file.display())))?;
+    // Whatever happens from here, the runtime file must not outlive us.
+    let _guard = RemoveOnDrop(opts.runtime_file.clone());
+
+    let poll = Poll::new().map_err(io_err("creating the poll"))?;
+    let mut udp = UdpSocket::from_std(udp_std);
+    let mut ipc_listener = TcpListener::from_std(ipc_std);
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(io_err("installing signal handlers"))?;
+    let reg = poll.registry();
+    reg.register(&mut udp, UDP, Interest::READABLE)
+        .and_then(|_| reg.register(&mut ipc_listener, IPC, Interest::READABLE))
+        .and_then(|_| reg.register(&mut signals, SIGNALS, Interest::READABLE))
+        .map_err(io_err("registering sockets"))?;
+
+    let broadcast = net::broadcast_targets(&opts.broadcast, opts.interfaces);
+    info!(
+        "{} on UDP/TCP port {port}, IPC 127.0.0.1:{ipc_port}, broadcast to {broadcast:?}:{}",
+        opts.handle, opts.whoisport
+    );
+    let settings = Settings {
+        handle: opts.handle.clone(),
+        port,
+        whoisport: opts.whoisport,
+        broadcast,
+        local_ips: net::local_addresses(),
+        heartbeat: opts.heartbeat,
+        expiry: opts.expiry,
+        who_wait: opts.who_wait,
+        backlog: opts.backlog,
+    };
+    let now = Instant::now();
+    let mut chat = Chat::new(settings, now);
+    chat.start(now);
+
+    let mut shell = Shell {
+        poll,
+        udp,
+        udp_queue: VecDeque::new(),
+        udp_writable: false,
+        conns: HashMap::new(),
+        next_conn: FIRST_CONN,
+    };
+    shell.flush(&mut chat);
+    ready(&info);
+
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0u8; 65_536];
+    let mut quit = false;
+    while !quit {
+        let timeout = chat
+            .next_deadline()
+            .saturating_duration_since(Instant::now());
+        if let Err(e) = shell.poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io_err("polling")(e));
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                UDP => {
+                    if ev.is_readable() {
+                        shell.read_udp(&mut chat, &mut buf);
+                    }
+                    if ev.is_writable() {
+                        shell.udp_writable = false;
+                    }
+                }
+                IPC => shell.accept(&mut ipc_listener),
+                SIGNALS => {
+                    for sig in signals.pending() {
+                        info!("signal {sig}: leaving");
+                        quit = true;
+                    }
+                }
+                Token(t) => shell.conn_event(&mut chat, t, &info.token, ev.is_readable()),
+            }
+        }
+        chat.tick(Instant::now());
+        shell.flush(&mut chat);
+        quit |= chat.out.quit;
+    }
+    chat.shutdown();
+    shell.flush(&mut chat);
+    shell.drain_before_exit();
+    info!("client stopped");
+    Ok(())
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+struct Shell {
+    poll: Poll,
+    udp: UdpSocket,
+    udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    udp_writable: bool,
+    conns: HashMap<usize, Conn>,
+    next_conn: usize,
+}
+
+impl Shell {
+    fn read_udp(&mut self, chat: &mut Chat, buf: &mut [u8]) {
+        loop {
+            match self.udp.recv_from(buf) {
+                Ok((n, src)) => chat.datagram(Instant::now(), src, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // An ICMP error from an earlier send surfaces here; it is about that send only.
+                Err(e) => debug!("UDP receive: {e}"),
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: &mut TcpListener) {
+        loop {
+            match listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let id = self.next_conn;
+                    self.next_conn += 1;
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, Token(id), Interest::READABLE)
+                    {
+                        warn!("IPC connection from {addr}: {e}");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    debug!("IPC connection {id} from {addr}");
+                    self.conns.insert(
+                        id,
+                        Conn {
+                            stream,
+                            rbuf: Vec::new(),
+                            wbuf: Vec::new(),
+                            authed: false,
+                            closing: false,
+                            writable: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!("IPC accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn conn_event(&mut self, chat: &mut Chat, t: usize, token: &str, readable: bool) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        let mut closed = false;
+        if readable && !c.closing {
+            let mut tmp = [0u8; 16 * 1024];
+            loop {
+                match c.stream.read(&mut tmp) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => c.rbuf.extend_from_slice(&tmp[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            let now = Instant::now();
+            while let Some(pos) = c.rbuf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = c.rbuf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                if !c.authed {
+                    let ok = serde_json::from_str::<Auth>(line.trim())
+                        .map(|a| a.token == token)
+                        .unwrap_or(false);
+                    if ok {
+                        c.authed = true;
+                        chat.attach(t as ConnId);
+                    } else {
+                        warn!("IPC connection {t} presented a wrong token; closing it");
+                        push_line(
+                            &mut c.wbuf,
+                            &ServerMsg::Denied {
+                                error: "wrong IPC token".into(),
+                            },
+                        );
+                        c.closing = true;
+                        c.rbuf.clear();
+                        break;
+                    }
+                    continue;
+                }
+                match serde_json::from_str::<Request>(line.trim()) {
+                    Ok(r) => chat.request(now, t as ConnId, r.id, &r.line),
+                    Err(e) => warn!("IPC connection {t}: bad request ({e}), ignored"),
+                }
+            }
+            if c.rbuf.len() > ipc::MAX_LINE {
+                warn!("IPC connection {t} sent an over-long line; closing it");
+                closed = true;
+            }
+        }
+        if closed {
+            self.drop_conn(chat, t);
+        } else {
+            self.write_conn(chat, t);
+        }
+    }
+
+    fn drop_conn(&mut self, chat: &mut Chat, t: usize) {
+        if let Some(mut c) = self.conns.remove(&t) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            if c.authed {
+                chat.detach(t as ConnId);
+            }
+            debug!("IPC connection {t} closed");
+        }
+    }
+
+    /// Writes what is queued for connection `t` until the socket is full.
+    fn write_conn(&mut self, chat: &mut Chat, t: usize) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        let mut dead = false;
+        while !c.wbuf.is_empty() {
+            match c.stream.write(&c.wbuf) {
+                Ok(0) => {
+                    dead = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if dead || (c.closing && c.wbuf.is_empty()) || c.wbuf.len() > MAX_PENDING_OUTPUT {
+            self.drop_conn(chat, t);
+            return;
+        }
+        let want = !c.wbuf.is_empty();
+        if want != c.writable {
+            c.writable = want;
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, Token(t), interest);
+        }
+    }
+
+    /// Sends the chat's outbox: datagrams first, then IPC lines.
+    fn flush(&mut self, chat: &mut Chat) {
+        self.udp_queue.extend(chat.out.udp.drain(..));
+        while let Some((addr, b)) = self.udp_queue.front() {
+            match self.udp.send_to(b, *addr) {
+                Ok(_) => {
+                    self.udp_queue.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.udp_writable {
+                        self.udp_writable = true;
+                        let _ = self.poll.registry().reregister(
+                            &mut self.udp,
+                            UDP,
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // Unreachable networks and the like concern this datagram only.
+                    debug!("UDP send to {addr}: {e}");
+                    self.udp_queue.pop_front();
+                }
+            }
+        }
+        if self.udp_queue.is_empty() && self.udp_writable {
+            self.udp_writable = false;
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut self.udp, UDP, Interest::READABLE);
+        }
+        let msgs: Vec<_> = chat.out.ipc.drain(..).collect();
+        let mut touched = Vec::new();
+        for (to, m) in msgs {
+            let mut line = serde_json::to_vec(&m).unwrap_or_default();
+            line.push(b'\n');
+            for (id, c) in self.conns.iter_mut() {
+                let hit = match to {
+                    To::All => c.authed,
+                    To::Conn(x) => x == *id as ConnId,
+                };
+                if hit {
+                    c.wbuf.extend_from_slice(&line);
+                    touched.push(*id);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            self.write_conn(chat, id);
+        }
+    }
+
+    /// Last flush at exit: the LEAVE datagrams and the replies (e.g. "bye") should get out.
+    fn drain_before_exit(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Some((addr, b)) = self.udp_queue.pop_front() {
+            while self.udp.send_to(&b, addr).is_err() && Instant::now() < deadline {
+                std::thread::yield_now();
+            }
+        }
+        for c in self.conns.values_mut() {
+            while !c.wbuf.is_empty() && Instant::now() < deadline {
+                match c.stream.write(&c.wbuf) {
+                    Ok(n) if n > 0 => {
+                        c.wbuf.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+fn push_line(buf: &mut Vec<u8>, m: &ServerMsg) {
+    if let Ok(mut b) = serde_json::to_vec(m) {
+        b.push(b'\n');
+        buf.extend_from_slice(&b);
+    }
+}
