@@ -45,6 +45,16 @@ pub struct Cli {
 /// The parts of slcp, one per subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run this host's discovery service in the foreground (one per host)
+    Discovery {
+        /// Run even if another discovery service listens on this host
+        #[arg(long)]
+        share: bool,
+    },
+    /// Run your chat client in the foreground (plain `slcp` starts it in the background)
+    Client,
+    /// Open the prompt on the client that runs for your handle
+    Repl,
     /// Print the effective configuration, each key with where its value came from
     Config {
         /// Print a commented config file with every key at its default instead
@@ -54,6 +64,33 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The global options again, for starting another part with the same config.
+    pub fn config_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(c) = &self.config {
+            a.push("--config".to_string());
+            a.push(c.display().to_string());
+        }
+        for (flag, v) in [
+            ("--handle", &self.handle),
+            ("--port", &self.port),
+            ("--whoisport", &self.whoisport),
+        ] {
+            if let Some(v) = v {
+                a.push(flag.to_string());
+                a.push(v.clone());
+            }
+        }
+        for kv in &self.set {
+            a.push("--set".to_string());
+            a.push(kv.clone());
+        }
+        if self.verbose > 0 {
+            a.push(format!("-{}", "v".repeat(self.verbose.into())));
+        }
+        a
+    }
+
     /// Loads the config from the file, the environment and this command line.
     pub fn load_config(&self) -> Result<Loaded, ConfigError> {
         let mut flags = Vec::new();

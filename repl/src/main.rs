@@ -1,12 +1,16 @@
 //! The `slcp` binary: parses the command line and runs the part asked for.
 
 mod cli;
+mod launcher;
+mod repl;
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::Parser;
 use cli::{Cli, Command};
+use slcp_config::Loaded;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,6 +25,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let name = match &cli.command {
+        Some(Command::Discovery { .. }) => "discovery",
+        Some(Command::Client) => "client",
+        _ => "slcp",
+    };
+    slcp_core::logger::init(name, cli.verbose);
     match &cli.command {
         Some(Command::Config { default }) => {
             // The default file needs no config, so a broken one does not hide it.
@@ -38,8 +48,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => anyhow::bail!("the chat is not built yet"),
+        Some(Command::Discovery { share }) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            let opts = slcp_discovery::Options {
+                whoisport: c.whoisport,
+                expiry: c.expiry,
+                share: *share,
+            };
+            slcp_discovery::run(opts, || {
+                ready_line(&format!("discovery listening on UDP port {}", c.whoisport))
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Client) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            if let Some((_, hello)) = launcher::attach(&c)? {
+                let port = match hello {
+                    slcp_core::ipc::ServerMsg::Hello { port, .. } => port,
+                    _ => 0,
+                };
+                bail!(
+                    "a client for {} already runs (port {port}); `slcp repl` attaches to it",
+                    c.handle
+                );
+            }
+            let opts = slcp_core::client::Options {
+                handle: c.handle.clone(),
+                ports: (c.port.low, c.port.high),
+                whoisport: c.whoisport,
+                broadcast: c.broadcast.clone(),
+                interfaces: c.interfaces,
+                heartbeat: c.heartbeat,
+                expiry: c.expiry,
+                who_wait: c.who_wait,
+                backlog: c.backlog,
+                runtime_file: launcher::runtime_file(&c),
+            };
+            slcp_core::client::run(opts, |info| {
+                ready_line(&format!(
+                    "client {} on UDP/TCP port {} (IPC 127.0.0.1:{})",
+                    c.handle, info.port, info.ipc_port
+                ))
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Repl) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            let (client, hello) = launcher::attach(&c)?.with_context(|| {
+                format!(
+                    "no client runs for {}; start one with `slcp` (or `slcp client`)",
+                    c.handle
+                )
+            })?;
+            repl::run(client, hello, &c)
+        }
+        None => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            let (client, hello) = launcher::ensure_running(&cli, &c)?;
+            repl::run(client, hello, &c)
+        }
     }
+}
+
+/// The one line a part prints on stdout when it is ready (the launcher waits for it).
+fn ready_line(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}").and_then(|_| o.flush());
 }
 
 /// Writes to stdout; a closed pipe (`slcp config | head -1`) is a normal end, not an error.

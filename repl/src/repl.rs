@@ -1,0 +1,543 @@
+//! The prompt: interactive (rustyline, history, Tab completion, events above the prompt) or
+//! piped (a script from stdin, one command's outcome before the next line is read).
+//!
+//! One reader thread owns the IPC socket's reading half and prints everything the client sends,
+//! replies and events alike, in the order the client sent it; so a transcript is the client's
+//! order, not a race between threads. The main thread sends commands and waits for each outcome.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::{
+    CompletionType, Config as RlConfig, Editor, ExternalPrinter, Helper, Highlighter, Hinter,
+    Validator,
+};
+use slcp_config::{Config, paths};
+use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
+
+/// How long a command may take before the prompt gives up on the client.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Events kept for WAIT.
+const EVENT_QUEUE: usize = 10_000;
+
+/// Commands the prompt runs itself.
+fn local_commands() -> Vec<CommandInfo> {
+    vec![CommandInfo {
+        word: "WAIT".into(),
+        usage: "WAIT <message|join|leave|away|back|peer> [handle] [seconds]".into(),
+        help: "wait for an event (peer: until the handle is known); default 10 seconds".into(),
+        args: vec![ArgKind::Text, ArgKind::Handle, ArgKind::Text],
+    }]
+}
+
+/// State the reader thread and the prompt share.
+struct Shared {
+    peers: Mutex<BTreeSet<String>>,
+    handle: Mutex<String>,
+    events: Mutex<VecDeque<Event>>,
+    arrived: Condvar,
+    /// stdout was closed by the reader of our output: stop writing, end quietly.
+    stdout_closed: AtomicBool,
+}
+
+/// The outcome of one command, as the reader thread saw it.
+enum Outcome {
+    Done { id: u64, ok: bool },
+    Closed(String),
+}
+
+/// Where the reader thread prints.
+enum Printer {
+    Piped,
+    Interactive {
+        printer: Box<dyn ExternalPrinter + Send>,
+        color: bool,
+        bell: bool,
+    },
+}
+
+impl Printer {
+    fn out(&mut self, shared: &Shared, text: String) {
+        match self {
+            Printer::Piped => {
+                if shared.stdout_closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut o = io::stdout().lock();
+                if writeln!(o, "{text}").and_then(|_| o.flush()).is_err() {
+                    shared.stdout_closed.store(true, Ordering::Relaxed);
+                }
+            }
+            Printer::Interactive { printer, .. } => {
+                let _ = printer.print(format!("{text}\n"));
+            }
+        }
+    }
+
+    fn err(&mut self, text: &str) {
+        match self {
+            Printer::Piped => eprintln!("error: {text}"),
+            Printer::Interactive { printer, color, .. } => {
+                let t = if *color {
+                    format!("\x1b[31m! {text}\x1b[0m\n")
+                } else {
+                    format!("! {text}\n")
+                };
+                let _ = printer.print(t);
+            }
+        }
+    }
+
+    fn event(&mut self, shared: &Shared, e: &Event) {
+        match self {
+            Printer::Piped => self.out(shared, e.line()),
+            Printer::Interactive { color, bell, .. } => {
+                let t = human(e, *color, *bell);
+                self.out(shared, t)
+            }
+        }
+    }
+}
+
+/// An event as a person reads it.
+fn human(e: &Event, color: bool, bell: bool) -> String {
+    let (b, d, r) = if color {
+        ("\x1b[1m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    match e {
+        Event::Message { from, text } => {
+            let ring = if bell { "\x07" } else { "" };
+            format!("{b}{from}{r}: {text}{ring}")
+        }
+        Event::Join { handle, addr } => format!("{d}* {handle} joined ({addr}){r}"),
+        Event::Leave { handle } => format!("{d}* {handle} left{r}"),
+        Event::Away { handle } => format!("{d}* {handle} is away{r}"),
+        Event::Back { handle } => format!("{d}* {handle} is back{r}"),
+        Event::Clash { handle, addr } => format!(
+            "! the handle {handle} is held by {addr}; you are not in the chat until you pick another with HANDLE <new>"
+        ),
+        Event::Handle { handle } => format!("{d}* you are now {handle}{r}"),
+        Event::Error { text } => format!("! {text}"),
+    }
+}
+
+fn reader_thread(
+    mut reader: IpcReader,
+    shared: Arc<Shared>,
+    mut printer: Printer,
+    done: mpsc::Sender<Outcome>,
+) {
+    loop {
+        let msg = match reader.recv() {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                let _ = done.send(Outcome::Closed("the client closed the connection".into()));
+                return;
+            }
+            Err(e) => {
+                let _ = done.send(Outcome::Closed(e.to_string()));
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Reply { id, lines, error } => {
+                for l in lines {
+                    printer.out(&shared, l);
+                }
+                if let Some(e) = &error {
+                    printer.err(e);
+                }
+                let _ = done.send(Outcome::Done {
+                    id,
+                    ok: error.is_none(),
+                });
+            }
+            ServerMsg::Event { event } => {
+                match &event {
+                    Event::Join { handle, .. } => {
+                        shared.peers.lock().unwrap().insert(handle.clone());
+                    }
+                    Event::Leave { handle } => {
+                        shared.peers.lock().unwrap().remove(handle);
+                    }
+                    Event::Handle { handle } => *shared.handle.lock().unwrap() = handle.clone(),
+                    _ => {}
+                }
+                printer.event(&shared, &event);
+                let mut q = shared.events.lock().unwrap();
+                if q.len() >= EVENT_QUEUE {
+                    q.pop_front();
+                }
+                q.push_back(event);
+                shared.arrived.notify_all();
+            }
+            ServerMsg::Hello { .. } | ServerMsg::Denied { .. } => {}
+        }
+    }
+}
+
+/// Runs the prompt on an attached client until QUIT, end of input, or the client going away.
+pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode> {
+    let ServerMsg::Hello {
+        handle,
+        peers,
+        commands,
+        ..
+    } = hello
+    else {
+        anyhow::bail!("the client did not greet");
+    };
+    let shared = Arc::new(Shared {
+        peers: Mutex::new(peers.into_iter().collect()),
+        handle: Mutex::new(handle),
+        events: Mutex::new(VecDeque::new()),
+        arrived: Condvar::new(),
+        stdout_closed: AtomicBool::new(false),
+    });
+    let mut commands = commands;
+    commands.extend(local_commands());
+    let (writer, reader) = client.split();
+    let (tx, rx) = mpsc::channel();
+    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
+    let mut session = Session {
+        writer,
+        done: rx,
+        shared: shared.clone(),
+        next_id: 1_000_000,
+        commands,
+    };
+    if interactive {
+        interactive_loop(&mut session, reader, tx, cfg)
+    } else {
+        let s = shared.clone();
+        std::thread::spawn(move || reader_thread(reader, s, Printer::Piped, tx));
+        piped_loop(&mut session)
+    }
+}
+
+struct Session {
+    writer: TcpStream,
+    done: Receiver<Outcome>,
+    shared: Arc<Shared>,
+    next_id: u64,
+    commands: Vec<CommandInfo>,
+}
+
+/// What running one line led to.
+enum Step {
+    Ok,
+    Failed,
+    Quit,
+    Lost(String),
+}
+
+impl Session {
+    /// Runs one command line, local or sent to the client, and waits for its outcome.
+    fn line(&mut self, line: &str) -> Step {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return Step::Ok;
+        }
+        let body = line.strip_prefix('/').unwrap_or(line);
+        let (word, rest) = body
+            .split_once(char::is_whitespace)
+            .map(|(w, r)| (w, r.trim()))
+            .unwrap_or((body, ""));
+        let word = word.to_ascii_uppercase();
+        if word == "WAIT" {
+            return match self.wait(rest) {
+                Ok(()) => Step::Ok,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Step::Failed
+                }
+            };
+        }
+        let step = self.send(line);
+        if matches!(step, Step::Ok) && word == "HELP" && rest.is_empty() {
+            for c in local_commands() {
+                self.print(&format!("{}  {}", c.usage, c.help));
+            }
+        }
+        if matches!(step, Step::Ok) && word == "QUIT" {
+            return Step::Quit;
+        }
+        step
+    }
+
+    fn print(&self, s: &str) {
+        if self.shared.stdout_closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut o = io::stdout().lock();
+        if writeln!(o, "{s}").and_then(|_| o.flush()).is_err() {
+            self.shared.stdout_closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn send(&mut self, line: &str) -> Step {
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Err(e) = ipc::send_request(&mut self.writer, id, line) {
+            return Step::Lost(format!("cannot reach the client: {e}"));
+        }
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            match self
+                .done
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(Outcome::Done { id: got, ok }) if got == id => {
+                    return if ok { Step::Ok } else { Step::Failed };
+                }
+                Ok(Outcome::Done { .. }) => continue,
+                Ok(Outcome::Closed(why)) => return Step::Lost(why),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Step::Lost(format!(
+                        "the client did not answer within {REPLY_TIMEOUT:?}"
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Step::Lost("the connection to the client is gone".into());
+                }
+            }
+        }
+    }
+
+    /// `WAIT <kind> [handle] [seconds]`: returns once a matching event arrived (consuming it and
+    /// every event before it), or fails after the timeout.
+    fn wait(&self, args: &str) -> Result<(), String> {
+        const KINDS: [&str; 6] = ["message", "join", "leave", "away", "back", "peer"];
+        let usage = "usage: WAIT <message|join|leave|away|back|peer> [handle] [seconds]";
+        let mut words: Vec<&str> = args.split_whitespace().collect();
+        let kind = words.first().map(|k| k.to_ascii_lowercase()).ok_or(usage)?;
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(format!("WAIT: unknown event {kind:?}; {usage}"));
+        }
+        words.remove(0);
+        let mut secs = 10.0;
+        if let Some(last) = words.last()
+            && let Ok(v) = last.parse::<f64>()
+        {
+            if !(0.0..=3600.0).contains(&v) {
+                return Err(format!("WAIT: {v} is not a timeout (0-3600 seconds)"));
+            }
+            secs = v;
+            words.pop();
+        }
+        let handle = match words.as_slice() {
+            [] => None,
+            [h] => Some(h.to_string()),
+            _ => return Err(usage.into()),
+        };
+        if kind == "peer" && handle.is_none() {
+            return Err("WAIT peer needs a handle: WAIT peer <handle> [seconds]".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let mut q = self.shared.events.lock().unwrap();
+        loop {
+            if kind == "peer" {
+                let h = handle.as_deref().unwrap_or_default();
+                if self.shared.peers.lock().unwrap().contains(h) {
+                    return Ok(());
+                }
+            } else if let Some(i) = q.iter().position(|e| {
+                e.kind() == kind && handle.as_deref().is_none_or(|h| e.handle() == Some(h))
+            }) {
+                q.drain(..=i);
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let who = handle.map(|h| format!(" for {h}")).unwrap_or_default();
+                return Err(format!("WAIT: no {kind} event{who} within {secs}s"));
+            }
+            q = self.shared.arrived.wait_timeout(q, left).unwrap().0;
+        }
+    }
+}
+
+fn lost(why: &str) -> ExitCode {
+    eprintln!("error: lost the client ({why}); start it again with `slcp`");
+    ExitCode::FAILURE
+}
+
+fn piped_loop(s: &mut Session) -> Result<ExitCode> {
+    let mut failed = false;
+    for line in io::stdin().lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: reading standard input: {e}");
+                failed = true;
+                break;
+            }
+        };
+        match s.line(&line) {
+            Step::Ok => {}
+            Step::Failed => failed = true,
+            Step::Quit => break,
+            Step::Lost(why) => return Ok(lost(&why)),
+        }
+        if s.shared.stdout_closed.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Helper, Hinter, Validator, Highlighter)]
+struct SlcpHelper {
+    shared: Arc<Shared>,
+    commands: Vec<CommandInfo>,
+    files: FilenameCompleter,
+}
+
+impl Completer for SlcpHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before
+            .rfind(char::is_whitespace)
+            .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
+            .unwrap_or(0);
+        let current = &before[start..];
+        let words: Vec<&str> = before[..start].split_whitespace().collect();
+        let pair = |s: String| Pair {
+            display: s.clone(),
+            replacement: format!("{s} "),
+        };
+        if words.is_empty() {
+            // The command word, in the case the user started typing it.
+            let slash = if current.starts_with('/') { "/" } else { "" };
+            let typed = &current[slash.len()..];
+            let lower = !typed.is_empty() && typed.chars().all(|c| !c.is_uppercase());
+            let up = typed.to_ascii_uppercase();
+            let c = self
+                .commands
+                .iter()
+                .filter(|c| c.word.starts_with(&up))
+                .map(|c| {
+                    let w = if lower {
+                        c.word.to_ascii_lowercase()
+                    } else {
+                        c.word.clone()
+                    };
+                    pair(format!("{slash}{w}"))
+                })
+                .collect();
+            return Ok((start, c));
+        }
+        let word = words[0].trim_start_matches('/').to_ascii_uppercase();
+        let Some(cmd) = self.commands.iter().find(|c| c.word == word) else {
+            return Ok((start, Vec::new()));
+        };
+        let idx = words.len() - 1;
+        let kind = cmd
+            .args
+            .get(idx)
+            .or_else(|| cmd.args.last().filter(|k| **k == ArgKind::Text));
+        match kind {
+            Some(ArgKind::Handle) => {
+                let peers = self.shared.peers.lock().unwrap();
+                let c = peers
+                    .iter()
+                    .filter(|h| h.starts_with(current))
+                    .map(|h| pair(h.clone()))
+                    .collect();
+                Ok((start, c))
+            }
+            Some(ArgKind::Path) => self.files.complete(line, pos, _ctx),
+            _ => Ok((start, Vec::new())),
+        }
+    }
+}
+
+fn history_file() -> PathBuf {
+    paths::state_dir().join("history")
+}
+
+fn interactive_loop(
+    s: &mut Session,
+    reader: IpcReader,
+    tx: mpsc::Sender<Outcome>,
+    cfg: &Config,
+) -> Result<ExitCode> {
+    let rl_cfg = RlConfig::builder()
+        .max_history_size(cfg.history_size)?
+        .auto_add_history(true)
+        .history_ignore_space(true)
+        .history_ignore_dups(true)?
+        .completion_type(CompletionType::List)
+        .build();
+    let mut rl: Editor<SlcpHelper, rustyline::history::FileHistory> = Editor::with_config(rl_cfg)?;
+    rl.set_helper(Some(SlcpHelper {
+        shared: s.shared.clone(),
+        commands: s.commands.clone(),
+        files: FilenameCompleter::new(),
+    }));
+    let history = history_file();
+    if let Some(dir) = history.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = rl.load_history(&history);
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let printer = Printer::Interactive {
+        printer: Box::new(rl.create_external_printer()?),
+        color,
+        bell: cfg.bell,
+    };
+    let shared = s.shared.clone();
+    std::thread::spawn(move || reader_thread(reader, shared, printer, tx));
+    println!(
+        "slcp {} — HELP lists the commands, Ctrl-D detaches, QUIT stops the client",
+        env!("CARGO_PKG_VERSION")
+    );
+    let code = loop {
+        let prompt = format!("{}> ", s.shared.handle.lock().unwrap());
+        match rl.readline(&prompt) {
+            Ok(line) => match s.line(&line) {
+                Step::Ok | Step::Failed => {}
+                Step::Quit => break ExitCode::SUCCESS,
+                Step::Lost(why) => break lost(&why),
+            },
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => {
+                println!(
+                    "detached; your client keeps running (`slcp` attaches again, QUIT stops it)"
+                );
+                break ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: the terminal: {e}");
+                break ExitCode::FAILURE;
+            }
+        }
+    };
+    if let Err(e) = rl.append_history(&history) {
+        log::warn!("saving history to {}: {e}", history.display());
+    }
+    Ok(code)
+}

@@ -1,0 +1,510 @@
+//! End-to-end tests of the chat: real `slcp` discovery, clients and prompts on loopback.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use slcp_core::ipc::Event;
+use support::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn three_users(extra: &str) -> Lan {
+    let mut lan = Lan::new(extra);
+    lan.start_discovery();
+    for h in ["alice", "bob", "carol"] {
+        lan.add_user(h);
+        lan.start_client(h);
+    }
+    lan
+}
+
+#[test]
+fn three_users_see_each_other_chat_and_change_status() {
+    let mut lan = Lan::new("heartbeat = 5\nexpiry = 20");
+    lan.start_discovery();
+    for h in ["alice", "bob", "carol"] {
+        lan.add_user(h);
+    }
+    for h in ["alice", "bob", "carol"] {
+        lan.start_client(h);
+    }
+    let started = Instant::now();
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    let mut c = lan.ipc("carol");
+    assert!(a.wait_peers(&["bob", "carol"], S.saturating_sub(started.elapsed())));
+    assert!(b.wait_peers(&["alice", "carol"], S.saturating_sub(started.elapsed())));
+    assert!(c.wait_peers(&["alice", "bob"], S.saturating_sub(started.elapsed())));
+    let who = a.cmd("WHO").unwrap();
+    assert_eq!(who.len(), 3, "{who:?}");
+    assert!(
+        who[1].starts_with("bob ") && who[1].ends_with("here"),
+        "{who:?}"
+    );
+    assert!(
+        who[2].starts_with("carol ") && who[2].ends_with("here"),
+        "{who:?}"
+    );
+
+    // Text with spaces, quotes, backslashes, umlauts and emoji, both ways.
+    let texts = [
+        "hello there, how are you?",
+        "she said \"hi\" and left \\o/",
+        "grüße aus Köln — ça va? 👋🏽🎉",
+        "  leading and trailing spaces  ",
+    ];
+    for t in texts {
+        a.cmd(&format!("MSG bob {t}")).unwrap();
+        let got = b.wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
+        assert_eq!(
+            got,
+            Some(Event::Message {
+                from: "alice".into(),
+                text: t.trim().into()
+            })
+        );
+        b.cmd(&format!("/msg alice \"{t}\"")).unwrap();
+        let got = a.wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
+        assert_eq!(
+            got,
+            Some(Event::Message {
+                from: "bob".into(),
+                text: t.into()
+            })
+        );
+    }
+
+    // AWAY shows in the others' WHO; BACK clears it.
+    assert_eq!(a.cmd("away").unwrap(), vec!["you are away"]);
+    assert!(
+        b.wait_event(2 * S, |e| *e
+            == Event::Away {
+                handle: "alice".into()
+            })
+        .is_some()
+    );
+    assert!(
+        c.wait_event(2 * S, |e| *e
+            == Event::Away {
+                handle: "alice".into()
+            })
+        .is_some()
+    );
+    let who = b.cmd("WHO").unwrap();
+    assert!(
+        who.iter()
+            .any(|l| l.starts_with("alice ") && l.ends_with("away")),
+        "{who:?}"
+    );
+    a.cmd("BACK").unwrap();
+    assert!(
+        b.wait_event(2 * S, |e| *e
+            == Event::Back {
+                handle: "alice".into()
+            })
+        .is_some()
+    );
+
+    // HANDLE change is seen by the others; a taken handle is refused.
+    let e = c.cmd("HANDLE bob").unwrap_err();
+    assert!(e.starts_with("bob is taken by 127.0.0.1:"), "{e}");
+    assert_eq!(
+        c.cmd("HANDLE caroline").unwrap(),
+        vec!["you are now caroline (were carol)"]
+    );
+    assert!(
+        a.wait_event(2 * S, |e| *e
+            == Event::Leave {
+                handle: "carol".into()
+            })
+        .is_some()
+    );
+    assert!(
+        a.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Join { handle, .. } if handle == "caroline")
+        )
+        .is_some()
+    );
+    let who = a.cmd("WHO").unwrap();
+    assert!(who.iter().any(|l| l.starts_with("caroline ")), "{who:?}");
+    assert!(!who.iter().any(|l| l.starts_with("carol ")), "{who:?}");
+    a.cmd("MSG caroline still there?").unwrap();
+    assert!(
+        c.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "still there?")
+        )
+        .is_some()
+    );
+
+    // LEAVE removes the user from the others' tables and from the discovery.
+    b.cmd("LEAVE").unwrap();
+    assert!(
+        a.wait_event(2 * S, |e| *e
+            == Event::Leave {
+                handle: "bob".into()
+            })
+        .is_some()
+    );
+    assert!(
+        c.wait_event(2 * S, |e| *e
+            == Event::Leave {
+                handle: "bob".into()
+            })
+        .is_some()
+    );
+    let who = a.cmd("WHO").unwrap();
+    assert!(!who.iter().any(|l| l.starts_with("bob ")), "{who:?}");
+    assert_eq!(lan.who(), vec!["alice", "caroline"]);
+    let e = a.cmd("MSG bob are you there").unwrap_err();
+    assert!(e.starts_with("nobody called bob is here"), "{e}");
+}
+
+#[test]
+fn the_same_piped_script_gives_the_same_transcript() {
+    let lan = three_users("");
+    let alice = lan.user("alice").config.to_str().unwrap().to_string();
+    let bob = lan.user("bob").config.to_str().unwrap().to_string();
+    let alice_script = "\
+# a comment line, and blank lines, are skipped
+
+WAIT peer bob 5
+WAIT peer carol 5
+WHO
+MSG bob ping with \"quotes\" and ü
+WAIT message bob 5
+MSG bob \"ping 2\"
+WAIT message bob 5
+AWAY
+BACK
+HELP MSG
+";
+    let bob_script = "\
+WAIT message alice 5
+MSG alice pong
+WAIT message alice 5
+MSG alice pong 2
+";
+    let mut transcripts = Vec::new();
+    for _ in 0..2 {
+        let t = 20 * S;
+        let bob_run = lan.script_thread(&["--config", &bob], bob_script, t);
+        let a = lan.run_script(&["--config", &alice], alice_script, t);
+        let b = bob_run.join().unwrap();
+        assert!(a.status.success(), "alice: {}", text(&a.stderr));
+        assert!(b.status.success(), "bob: {}", text(&b.stderr));
+        transcripts.push((text(&a.stdout), text(&b.stdout)));
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    let (a, b) = &transcripts[0];
+    let bob_port = lan.user("bob").port;
+    let carol_port = lan.user("carol").port;
+    let want_a = format!(
+        "HANDLE  ADDRESS          STATUS\n\
+         bob     127.0.0.1:{bob_port}  here\n\
+         carol   127.0.0.1:{carol_port}  here\n\
+         message bob pong\n\
+         message bob pong 2\n\
+         you are away\n\
+         you are back\n\
+         MSG <handle> <text...>  send a message\n"
+    );
+    assert_eq!(a, &want_a);
+    assert_eq!(
+        b,
+        "message alice ping with \"quotes\" and ü\nmessage alice ping 2\n"
+    );
+}
+
+#[test]
+fn piped_errors_go_to_stderr_and_fail_the_exit_status() {
+    let lan = three_users("");
+    let alice = lan.user("alice").config.to_str().unwrap().to_string();
+    let out = lan.run_script(
+        &["--config", &alice],
+        "WAIT peer bob 5\nFROB\nMSG bob\nMSG nobody hi\nWAIT message bob 0.2\nMSG bob fine\n",
+        10 * S,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert_eq!(
+        lines[0],
+        "error: unknown command FROB; HELP lists the commands"
+    );
+    assert_eq!(lines[1], "error: usage: MSG <handle> <text...>");
+    assert!(
+        lines[2].starts_with("error: nobody called nobody is here"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[3],
+        "error: WAIT: no message event for bob within 0.2s"
+    );
+    assert_eq!(text(&out.stdout), "");
+    // The command after the failures still ran.
+    let mut b = lan.ipc("bob");
+    assert!(
+        b.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "fine")
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn killed_client_expires_and_a_restarted_discovery_is_whole_within_a_heartbeat() {
+    let mut lan = three_users("heartbeat = 0.5\nexpiry = 1.5");
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob", "carol"], 2 * S));
+    assert!(b.wait_peers(&["alice", "carol"], 2 * S));
+
+    lan.kill_client("carol", "KILL");
+    let killed = Instant::now();
+    let gone = |e: &Event| {
+        *e == Event::Leave {
+            handle: "carol".into(),
+        }
+    };
+    assert!(
+        a.wait_event(5 * S, gone).is_some(),
+        "alice never dropped carol"
+    );
+    assert!(
+        b.wait_event(5 * S, gone).is_some(),
+        "bob never dropped carol"
+    );
+    let took = killed.elapsed();
+    // The discovery forgets carol after `expiry`; the clients a further `expiry` later at most.
+    assert!(
+        took >= Duration::from_millis(1400),
+        "dropped too early: {took:?}"
+    );
+    assert!(
+        took <= Duration::from_millis(3500),
+        "dropped too late: {took:?}"
+    );
+
+    lan.kill_discovery();
+    lan.start_discovery();
+    let restarted = Instant::now();
+    // Ask until the table is whole (each WHO waits for its answer), at most ~one heartbeat.
+    let mut table = Vec::new();
+    while restarted.elapsed() < Duration::from_millis(900) {
+        table = lan.who();
+        if table == ["alice", "bob"] {
+            break;
+        }
+    }
+    assert_eq!(
+        table,
+        ["alice", "bob"],
+        "not whole after {:?}",
+        restarted.elapsed()
+    );
+    // And the clients kept each other: nobody left.
+    a.cmd("MSG bob still here").unwrap();
+    assert!(
+        b.wait_event(2 * S, |e| matches!(e, Event::Message { .. }))
+            .is_some()
+    );
+    assert!(!a.events.iter().any(|e| *e
+        == Event::Leave {
+            handle: "bob".into()
+        }));
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_both_keep_serving() {
+    let lan = three_users("");
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 2 * S));
+    let alice_port = lan.user("alice").port;
+    let mut bad: Vec<Vec<u8>> = [
+        &b"\xff\xfe\xfd"[..],
+        b"",
+        b"\n\n",
+        b"HELLO",
+        b"JOIN",
+        b"JOIN x 0",
+        b"JOIN x 70000",
+        b"JOIN a,b 5000",
+        b"LEAVE",
+        b"WHO is there",
+        b"KNOWUSERS a 1.2.3.999 5",
+        b"MSG",
+        b"MSG a",
+        b"IMG a lots",
+        b"AWAY a b",
+    ]
+    .iter()
+    .map(|b| b.to_vec())
+    .collect();
+    for seed in 1..=20 {
+        bad.push(noise(seed, (seed as usize * 97) % 1400 + 1));
+    }
+    bad.push(vec![b'A'; 65_507]);
+    bad.push(noise(99, 65_507));
+    let before = lan.discovery_status()["malformed"].as_u64().unwrap();
+    for d in &bad {
+        send_raw(lan.whoisport, d);
+        send_raw(alice_port, d);
+    }
+    // A good message sent after the bad ones arrives: the client read past all of them.
+    b.cmd("MSG alice after the storm").unwrap();
+    assert!(
+        a.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "after the storm")
+        )
+        .is_some()
+    );
+    let status = a.cmd("STATUS").unwrap();
+    let malformed: u64 = status
+        .iter()
+        .find_map(|l| l.strip_prefix("malformed "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Random bytes may decode as a valid line now and then; nearly all must be counted.
+    assert!(
+        malformed >= bad.len() as u64 - 5,
+        "alice counted {malformed} of {}",
+        bad.len()
+    );
+    // The discovery answers WHO after the storm, and counted it.
+    assert_eq!(lan.who(), vec!["alice", "bob", "carol"]);
+    let after = lan.discovery_status()["malformed"].as_u64().unwrap();
+    assert!(
+        after - before >= bad.len() as u64 - 5,
+        "discovery counted {}",
+        after - before
+    );
+}
+
+#[test]
+fn errors_a_user_can_act_on() {
+    // No discovery: WHO says so and how to fix it.
+    let mut lan = Lan::new("who_wait = 0.2");
+    lan.add_user("alice");
+    lan.start_client("alice");
+    let mut a = lan.ipc("alice");
+    let e = a.cmd("WHO").unwrap_err();
+    assert!(
+        e.starts_with("no discovery service answered WHO on UDP port"),
+        "{e}"
+    );
+    assert!(e.contains("slcp discovery"), "{e}");
+
+    // Too long a text.
+    lan.add_user("bob");
+    let e = a.cmd(&format!("MSG bob {}", "x".repeat(600))).unwrap_err();
+    assert!(e.contains("512 bytes"), "{e}");
+
+    // A wrong IPC token is refused with a clear line.
+    let info = lan.runtime("alice");
+    let r = slcp_core::ipc::IpcClient::attach(info.ipc_port, "not-the-token");
+    let e = r.err().expect("wrong token accepted").to_string();
+    assert_eq!(
+        e,
+        "the client refused the IPC token (wrong IPC token); stop it and start slcp again"
+    );
+    // ... and the client keeps serving the right one.
+    a.cmd("STATUS").unwrap();
+
+    // A second client for the same user is refused.
+    let alice_cfg = lan.user("alice").config.to_str().unwrap().to_string();
+    let out = lan.run_script(&["client", "--config", &alice_cfg], "", 10 * S);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("a client for alice already runs"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Client not running: `slcp repl` says what to do.
+    let bob_cfg = lan.user("bob").config.to_str().unwrap().to_string();
+    let out = lan.run_script(&["repl", "--config", &bob_cfg], "WHO\n", 10 * S);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "slcp: no client runs for bob; start one with `slcp` (or `slcp client`)"
+    );
+
+    // Port range exhausted: alice holds her port; bob is confined to it.
+    let alice_port = lan.user("alice").port;
+    let out = lan.run_script(
+        &[
+            "client",
+            "--config",
+            &bob_cfg,
+            "--port",
+            &format!("{alice_port}-{alice_port}"),
+        ],
+        "",
+        10 * S,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "every port of the range {alice_port}-{alice_port} is in use"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("slcp:")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
+    // bob starts before any discovery exists: he is listed from his next heartbeat on.
+    let mut lan = Lan::new("heartbeat = 0.5\nexpiry = 3");
+    let cfg = lan.add_user("alice").to_str().unwrap().to_string();
+    lan.add_user("bob");
+    lan.start_client("bob");
+    let out = lan.run_script(&["--config", &cfg], "WAIT peer bob 5\nWHO\n", 20 * S);
+    // Note the detached processes first, so they are killed even when an assertion fails.
+    let status = lan.discovery_status();
+    lan.detached.push(status["pid"].as_u64().unwrap() as u32);
+    lan.detached.push(lan.runtime("alice").pid);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bob "), "{}", text(&out.stdout));
+    // A second `slcp` attaches to the same client (same pid) and gets what arrived meanwhile.
+    let mut b = lan.ipc("bob");
+    b.cmd("MSG alice while you were out").unwrap();
+    let out = lan.run_script(&["--config", &cfg], "WAIT message bob 5\nQUIT\n", 20 * S);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "message bob while you were out\nbye\n");
+    // QUIT made alice leave.
+    assert!(
+        b.wait_event(2 * S, |e| *e
+            == Event::Leave {
+                handle: "alice".into()
+            })
+        .is_some()
+    );
+}

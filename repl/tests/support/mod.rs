@@ -1,0 +1,388 @@
+//! Test support: an isolated "LAN" on loopback with its own HOME, ports chosen at run time, real
+//! `slcp` processes, and IPC connections to them. Everything is killed when the `Lan` drops.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use slcp_core::ipc::{Event, IpcClient, RuntimeInfo, ServerMsg};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slcp");
+
+/// A port free for UDP and TCP on every address right now.
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let p = u.local_addr().unwrap().port();
+        if TcpListener::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+/// Reads one line from `r` within `t`.
+pub fn line_within<R: Read + Send + 'static>(r: R, t: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        let _ = BufReader::new(r).read_line(&mut l);
+        let _ = tx.send(l);
+    });
+    rx.recv_timeout(t).ok().filter(|l| !l.is_empty())
+}
+
+pub struct User {
+    pub handle: String,
+    pub port: u16,
+    pub config: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Lan {
+    pub dir: tempfile::TempDir,
+    pub whoisport: u16,
+    pub discovery: Option<Child>,
+    pub users: Vec<User>,
+    /// Extra config lines for every user.
+    pub extra: String,
+    /// Processes started by the launcher (detached); killed on drop.
+    pub detached: Vec<u32>,
+}
+
+impl Lan {
+    pub fn new(extra: &str) -> Lan {
+        Lan {
+            dir: tempfile::tempdir().unwrap(),
+            whoisport: free_port(),
+            discovery: None,
+            users: Vec::new(),
+            extra: extra.to_string(),
+            detached: Vec::new(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command with this LAN's isolated environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        let h = self.home();
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", h)
+            .env("USER", "tester")
+            .env("XDG_RUNTIME_DIR", h.join("run"))
+            .env("XDG_STATE_HOME", h.join("state"))
+            .env("XDG_CONFIG_HOME", h.join("config"))
+            .env("XDG_DATA_HOME", h.join("data"));
+        c
+    }
+
+    /// Writes a config for `handle` with its own port; returns its path.
+    pub fn add_user(&mut self, handle: &str) -> PathBuf {
+        let port = free_port();
+        let config = self.home().join(format!("{handle}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}\n",
+                self.whoisport,
+                self.home().join(format!("img-{handle}")).display(),
+                self.extra
+            ),
+        )
+        .unwrap();
+        self.users.push(User {
+            handle: handle.into(),
+            port,
+            config: config.clone(),
+            child: None,
+        });
+        config
+    }
+
+    pub fn user(&self, handle: &str) -> &User {
+        self.users.iter().find(|u| u.handle == handle).unwrap()
+    }
+
+    fn spawn_ready(&self, args: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.home().join(log)).unwrap();
+        let mut child = self
+            .cmd()
+            .env("SLCP_LOG", "debug")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let l = line_within(out, Duration::from_secs(10));
+        assert!(l.is_some(), "slcp {args:?} did not get ready");
+        child
+    }
+
+    /// Starts this LAN's discovery (a config of its own for the port and expiry).
+    pub fn start_discovery(&mut self) {
+        let cfg = self.home().join("discovery.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "whoisport = {}\ninterfaces = false\n{}\n",
+                self.whoisport, self.extra
+            ),
+        )
+        .unwrap();
+        let c = self.spawn_ready(
+            &["discovery", "--config", cfg.to_str().unwrap()],
+            "discovery.log",
+        );
+        self.discovery = Some(c);
+    }
+
+    pub fn kill_discovery(&mut self) {
+        if let Some(mut c) = self.discovery.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the client of `handle` in the foreground (as `slcp client`).
+    pub fn start_client(&mut self, handle: &str) {
+        let cfg = self.user(handle).config.clone();
+        let c = self.spawn_ready(
+            &["client", "--config", cfg.to_str().unwrap()],
+            &format!("client-{handle}.log"),
+        );
+        self.users
+            .iter_mut()
+            .find(|u| u.handle == handle)
+            .unwrap()
+            .child = Some(c);
+    }
+
+    pub fn kill_client(&mut self, handle: &str, signal: &str) {
+        let u = self.users.iter_mut().find(|u| u.handle == handle).unwrap();
+        if let Some(mut c) = u.child.take() {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn runtime(&self, handle: &str) -> RuntimeInfo {
+        RuntimeInfo::read(&RuntimeInfo::path(&self.home().join("run/slcp"), handle))
+            .unwrap()
+            .expect("runtime file")
+    }
+
+    /// An IPC connection to the client of `handle`.
+    pub fn ipc(&self, handle: &str) -> Ipc {
+        let info = self.runtime(handle);
+        let (c, hello) = IpcClient::attach(info.ipc_port, &info.token).unwrap();
+        let ServerMsg::Hello { peers, .. } = &hello else {
+            panic!("{hello:?}")
+        };
+        Ipc {
+            c,
+            peers: peers.clone(),
+            events: Vec::new(),
+        }
+    }
+
+    /// [`Lan::run_script`] on a thread of its own, for scripts that run side by side.
+    pub fn script_thread(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        t: Duration,
+    ) -> std::thread::JoinHandle<Output> {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        let stdin = stdin.to_string();
+        std::thread::spawn(move || run_with_input(cmd, &stdin, t))
+    }
+
+    /// Runs `slcp <args>` with `stdin` piped in, within `t`.
+    pub fn run_script(&self, args: &[&str], stdin: &str, t: Duration) -> Output {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        run_with_input(cmd, stdin, t)
+    }
+
+    /// The counters the discovery reports on its status port.
+    pub fn discovery_status(&self) -> serde_json::Value {
+        let mut s = TcpStream::connect(("127.0.0.1", self.whoisport)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut l = String::new();
+        s.read_to_string(&mut l).unwrap();
+        serde_json::from_str(l.trim()).unwrap()
+    }
+
+    /// Sends WHO to the discovery and collects the handles of its KNOWUSERS answers.
+    pub fn who(&self) -> Vec<String> {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(b"WHO\n", ("127.0.0.1", self.whoisport)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = s.recv(&mut buf) {
+            if let Ok(slcp_core::Message::KnowUsers(e)) = slcp_core::codec::decode(&buf[..n]) {
+                out.extend(e.into_iter().map(|e| e.handle.to_string()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.home().join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for u in &mut self.users {
+            if let Some(mut c) = u.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        self.kill_discovery();
+        for pid in &self.detached {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// An IPC connection with the events it has seen.
+pub struct Ipc {
+    pub c: IpcClient,
+    pub peers: Vec<String>,
+    pub events: Vec<Event>,
+}
+
+impl Ipc {
+    /// Runs a command; returns its lines or its error.
+    pub fn cmd(&mut self, line: &str) -> Result<Vec<String>, String> {
+        let id = self.c.send(line).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no reply to {line:?}");
+            self.c.set_timeout(Some(left)).unwrap();
+            match self.c.recv().unwrap().expect("client closed") {
+                ServerMsg::Reply {
+                    id: got,
+                    lines,
+                    error,
+                } if got == id => {
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(lines),
+                    };
+                }
+                ServerMsg::Event { event } => self.events.push(event),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until an event satisfying `f` arrives (or has arrived), within `t`.
+    pub fn wait_event(&mut self, t: Duration, f: impl Fn(&Event) -> bool) -> Option<Event> {
+        if let Some(i) = self.events.iter().position(&f) {
+            return Some(self.events.remove(i));
+        }
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.c.set_timeout(Some(left)).unwrap();
+            match self.c.recv() {
+                Ok(Some(ServerMsg::Event { event })) => {
+                    if f(&event) {
+                        return Some(event);
+                    }
+                    self.events.push(event);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits until every handle of `want` is known (from the hello or join events), within `t`.
+    pub fn wait_peers(&mut self, want: &[&str], t: Duration) -> bool {
+        let deadline = Instant::now() + t;
+        loop {
+            for e in self.events.drain(..).collect::<Vec<_>>() {
+                if let Event::Join { handle, .. } = &e {
+                    self.peers.push(handle.clone());
+                }
+            }
+            if want.iter().all(|w| self.peers.iter().any(|p| p == w)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if let Some(Event::Join { handle, .. }) =
+                self.wait_event(left, |e| matches!(e, Event::Join { .. }))
+            {
+                self.peers.push(handle);
+            }
+        }
+    }
+}
+
+/// Runs `cmd` with `stdin` piped in; kills it and fails the test after `t`.
+pub fn run_with_input(mut cmd: Command, stdin: &str, t: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sin = child.stdin.take().unwrap();
+    let input = stdin.to_string();
+    std::thread::spawn(move || {
+        let _ = sin.write_all(input.as_bytes());
+    });
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(t) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} did not finish within {t:?}");
+        }
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Sends raw bytes to a UDP port on loopback.
+pub fn send_raw(port: u16, bytes: &[u8]) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(bytes, SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+}
