@@ -508,3 +508,54 @@ fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
         .is_some()
     );
 }
+
+#[test]
+fn sigterm_and_sigint_make_a_client_leave_at_once() {
+    // Long expiry: only a LEAVE can explain a prompt departure.
+    let mut lan = three_users("heartbeat = 5\nexpiry = 30");
+    let mut a = lan.ipc("alice");
+    assert!(a.wait_peers(&["bob", "carol"], 2 * S));
+    for (who, sig) in [("bob", "TERM"), ("carol", "INT")] {
+        lan.kill_client(who, sig);
+        let left = a.wait_event(2 * S, |e| *e == Event::Leave { handle: who.into() });
+        assert!(left.is_some(), "{who} did not LEAVE on SIG{sig}");
+        // A clean exit removes the runtime file.
+        assert!(
+            !lan.home()
+                .join(format!("run/slcp/client-{who}.json"))
+                .exists(),
+            "{who}'s runtime file outlived it"
+        );
+    }
+    assert_eq!(lan.who(), vec!["alice"]);
+}
+
+#[test]
+fn a_second_discovery_on_the_host_is_refused_unless_shared() {
+    let mut lan = Lan::new("");
+    lan.start_discovery();
+    let cfg = lan.home().join("discovery.toml");
+    let cfg = cfg.to_str().unwrap();
+    let out = lan.run_script(&["discovery", "--config", cfg], "", 10 * S);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "slcp: a discovery service already runs on this host (TCP 127.0.0.1:{} is taken); stop it first, or pass --share to run beside it",
+            lan.whoisport
+        )
+    );
+    // With --share it runs; both answer WHO.
+    let mut shared = lan
+        .cmd()
+        .args(["discovery", "--share", "--config", cfg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = line_within(shared.stdout.take().unwrap(), 10 * S);
+    let _ = shared.kill();
+    let _ = shared.wait();
+    assert!(ready.is_some_and(|l| l.starts_with("discovery listening on UDP port")));
+}
