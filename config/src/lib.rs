@@ -384,6 +384,23 @@ impl Config {
         out
     }
 
+    /// Every key's value: strings as plain text, anything else in TOML syntax (what plugins read).
+    pub fn values(&self) -> BTreeMap<String, String> {
+        KEYS.iter()
+            .map(|k| {
+                let shown = (k.show)(self);
+                let plain = match toml::from_str::<toml::Table>(&format!("v = {shown}")) {
+                    Ok(t) => match t.get("v") {
+                        Some(toml::Value::String(s)) => s.clone(),
+                        _ => shown,
+                    },
+                    Err(_) => shown,
+                };
+                (k.name.to_string(), plain)
+            })
+            .collect()
+    }
+
     /// A complete config file with every key commented out at its default and documented.
     pub fn default_file() -> String {
         let d = Config::defaults();
@@ -407,6 +424,77 @@ impl Config {
         }
         out
     }
+}
+
+/// Sets `key = value` (`value` in TOML syntax) in the config file at `path`, keeping every other
+/// line (comments included) as it is; creates the file if missing. The value is checked first,
+/// and the file is replaced atomically.
+pub fn save_key(path: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
+    let origin = path.display().to_string();
+    let k = keys::find(key).ok_or_else(|| unknown_key(&origin, key, ""))?;
+    let parsed: toml::Table =
+        toml::from_str(&format!("v = {value}")).map_err(|_| ConfigError::BadValue {
+            origin: origin.clone(),
+            key: key.into(),
+            found: value.into(),
+            allowed: "a TOML value".into(),
+        })?;
+    let raw = Raw::Toml(
+        parsed
+            .get("v")
+            .cloned()
+            .unwrap_or(toml::Value::Boolean(false)),
+    );
+    (k.apply)(&mut Config::defaults(), &raw).map_err(|allowed| ConfigError::BadValue {
+        origin: origin.clone(),
+        key: key.into(),
+        found: raw.shown(),
+        allowed,
+    })?;
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: path.into(),
+                why: e.to_string(),
+            });
+        }
+    };
+    let line = format!("{key} = {value}");
+    let mut replaced = false;
+    let mut lines: Vec<String> = old
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let is_key = t
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            if is_key && !replaced {
+                replaced = true;
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !replaced {
+        lines.push(line);
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    // The result must still be a valid config before it replaces the old one.
+    Config::defaults().apply_file(path, &text, &mut BTreeMap::new())?;
+    let write_err = |e: std::io::Error| ConfigError::Read {
+        path: path.into(),
+        why: format!("cannot write: {e}"),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let tmp = path.with_extension(format!("toml.tmp{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)
 }
 
 fn unknown_key(origin: &str, key: &str, prefix: &str) -> ConfigError {

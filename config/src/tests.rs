@@ -288,3 +288,36 @@ fn edit_distance_basics() {
     assert_eq!(edit_distance("prot", "port"), 2);
     assert_eq!(edit_distance("", "abc"), 3);
 }
+
+#[test]
+fn save_key_replaces_one_line_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "# my settings\nhandle = \"me\" # me\nautoreply = \"old\"\n\nport = 6000\n",
+    );
+    save_key(&p, "autoreply", "\"gone \\\"fishing\\\"\"").unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(
+        text,
+        "# my settings\nhandle = \"me\" # me\nautoreply = \"gone \\\"fishing\\\"\"\n\nport = 6000\n"
+    );
+    let l = load_file(&text).unwrap();
+    assert_eq!(l.config.autoreply, "gone \"fishing\"");
+    // A new key is appended; a missing file is created.
+    let fresh = dir.path().join("sub/new.toml");
+    save_key(&fresh, "autoreply", "\"hi\"").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&fresh).unwrap(),
+        "autoreply = \"hi\"\n"
+    );
+    // A bad value is refused and the file is untouched.
+    let e = save_key(&p, "autoreply", "\"two\\nlines\"").unwrap_err();
+    assert!(e.to_string().contains("autoreply"), "{e}");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    assert_eq!(
+        Config::defaults().values()["autoreply"],
+        "I am away right now"
+    );
+    assert_eq!(Config::defaults().values()["port"], "[5000, 5099]");
+}

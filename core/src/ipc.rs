@@ -101,6 +101,11 @@ pub enum Event {
         /// The new handle.
         handle: String,
     },
+    /// Something a plugin wants the user to know.
+    Notice {
+        /// One line.
+        text: String,
+    },
     /// A problem the user should hear about.
     Error {
         /// One line.
@@ -120,6 +125,7 @@ impl Event {
             Event::Back { handle } => format!("back {handle}"),
             Event::Clash { handle, addr } => format!("clash {handle} {addr}"),
             Event::Handle { handle } => format!("handle {handle}"),
+            Event::Notice { text } => format!("notice {}", escape(text)),
             Event::Error { text } => format!("error {}", escape(text)),
         }
     }
@@ -134,7 +140,7 @@ impl Event {
             | Event::Back { handle }
             | Event::Clash { handle, .. }
             | Event::Handle { handle } => Some(handle),
-            Event::Error { .. } => None,
+            Event::Notice { .. } | Event::Error { .. } => None,
         }
     }
 
@@ -148,6 +154,7 @@ impl Event {
             Event::Back { .. } => "back",
             Event::Clash { .. } => "clash",
             Event::Handle { .. } => "handle",
+            Event::Notice { .. } => "notice",
             Event::Error { .. } => "error",
         }
     }

@@ -8,5 +8,6 @@ pub mod codec;
 pub mod ipc;
 pub mod logger;
 pub mod net;
+pub mod plugin;
 
 pub use codec::{Handle, Message};

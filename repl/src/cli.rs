@@ -55,6 +55,8 @@ pub enum Command {
     Client,
     /// Open the prompt on the client that runs for your handle
     Repl,
+    /// List the plugins found (name, version, file, commands) and the files that failed to load
+    Plugins,
     /// Print the effective configuration, each key with where its value came from
     Config {
         /// Print a commented config file with every key at its default instead

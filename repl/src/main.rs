@@ -61,7 +61,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Client) => {
-            let Loaded { config: c, .. } = cli.load_config()?;
+            let Loaded {
+                config: c, file, ..
+            } = cli.load_config()?;
             if let Some((_, hello)) = launcher::attach(&c)? {
                 let port = match hello {
                     slcp_core::ipc::ServerMsg::Hello { port, .. } => port,
@@ -84,12 +86,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 backlog: c.backlog,
                 runtime_file: launcher::runtime_file(&c),
             };
-            slcp_core::client::run(opts, |info| {
+            let file = loaded_file(&cli, file);
+            let setup = slcp_core::client::PluginSetup {
+                dirs: plugin_dirs(&c),
+                config: c.values(),
+                persist: Box::new(move |key, value| {
+                    slcp_config::save_key(&file, key, value).map_err(|e| e.to_string())
+                }),
+            };
+            slcp_core::client::run(opts, setup, |info| {
                 ready_line(&format!(
                     "client {} on UDP/TCP port {} (IPC 127.0.0.1:{})",
                     c.handle, info.port, info.ipc_port
                 ))
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Plugins) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            let (found, failed) = slcp_core::plugin::scan(&plugin_dirs(&c));
+            let found: Vec<_> = found.iter().collect();
+            let mut text = String::new();
+            for l in slcp_core::plugin::report_lines(&found, &failed) {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            print_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Repl) => {
@@ -108,6 +130,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             repl::run(client, hello, &c)
         }
     }
+}
+
+/// Where plugins are looked for: the configured folders, then the executable's own folder (so a
+/// `cargo build` tree works with no setup).
+fn plugin_dirs(c: &slcp_config::Config) -> Vec<std::path::PathBuf> {
+    let mut dirs = c.plugin_dir.clone();
+    if let Some(d) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.to_owned()))
+    {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// The config file settings are saved to: the one read, else `--config`, else the default path.
+fn loaded_file(cli: &Cli, read: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    read.or_else(|| cli.config.clone())
+        .or_else(slcp_config::paths::default_config_file)
+        .unwrap_or_else(|| std::path::PathBuf::from("slcp.toml"))
 }
 
 /// The one line a part prints on stdout when it is ready (the launcher waits for it).

@@ -129,6 +129,7 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
             "! the handle {handle} is held by {addr}; you are not in the chat until you pick another with HANDLE <new>"
         ),
         Event::Handle { handle } => format!("{d}* you are now {handle}{r}"),
+        Event::Notice { text } => format!("{d}* {text}{r}"),
         Event::Error { text } => format!("! {text}"),
     }
 }

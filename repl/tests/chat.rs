@@ -233,7 +233,7 @@ fn piped_errors_go_to_stderr_and_fail_the_exit_status() {
     assert_eq!(lines.len(), 4, "{err}");
     assert_eq!(
         lines[0],
-        "error: unknown command FROB; HELP lists the commands"
+        "error: unknown command FROB; HELP lists the commands, PLUGINS the plugins that loaded"
     );
     assert_eq!(lines[1], "error: usage: MSG <handle> <text...>");
     assert!(

@@ -67,7 +67,8 @@ impl Drop for Tmux {
 fn repl_command(lan: &Lan, handle: &str) -> String {
     let h = lan.home().display().to_string();
     format!(
-        "env -i PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {BIN} repl --config {}",
+        "env -i PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {} repl --config {}",
+        lan.bin.display(),
         lan.user(handle).config.display()
     )
 }
@@ -75,6 +76,8 @@ fn repl_command(lan: &Lan, handle: &str) -> String {
 #[test]
 fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     let mut lan = Lan::new("bell = false");
+    let dice = workspace_plugin("dice");
+    lan.with_plugins(&[(&dice, "libslcp_plugin_dice.so")]);
     lan.start_discovery();
     for h in ["alice", "bob", "bernd"] {
         lan.add_user(h);
@@ -102,6 +105,14 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     tmux.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
     // capture-pane drops trailing blanks: "alice> " reads as "alice>".
     tmux.wait_screen(t, |s| s.contains("alice>"));
+
+    // A plugin's command completes too, and its first argument as the handle it declares.
+    tmux.keys(&["di", "Tab"]);
+    tmux.wait_screen(t, |s| s.contains("alice> dice"));
+    tmux.keys(&["be", "Tab"]);
+    tmux.wait_screen(t, |s| s.contains("alice> dice bernd"));
+    tmux.keys(&["C-u"]);
+    tmux.wait_screen(t, |s| s.lines().any(|l| l.trim_end() == "alice>"));
 
     // The command word completes, then the handle ("bo" is unique; "b" is not). The space
     // each completion adds shows once the next word is typed.

@@ -14,6 +14,7 @@ use log::{debug, info, warn};
 use crate::codec::{self, Handle, Message, UserEntry};
 use crate::ipc::{ArgKind, CommandInfo, Event, ServerMsg};
 use crate::net;
+use crate::plugin::{CallOut, PluginEvent};
 
 /// Identifies one attached REPL connection; never reused.
 pub type ConnId = u64;
@@ -74,6 +75,10 @@ pub struct Outbox {
     pub ipc: Vec<(To, ServerMsg)>,
     /// The client should leave and exit.
     pub quit: bool,
+    /// Commands for plugins: (conn, request id, word, args).
+    pub plugin_calls: Vec<(ConnId, u64, String, String)>,
+    /// Events for plugins.
+    pub plugin_events: Vec<PluginEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +176,8 @@ pub struct Chat {
     next_heartbeat: Instant,
     next_sweep: Instant,
     commands: Vec<CommandInfo>,
+    plugin_words: Vec<String>,
+    plugin_report: Vec<String>,
     /// Counters.
     pub stats: Stats,
     /// What to do next; the shell drains it.
@@ -194,6 +201,8 @@ impl Chat {
             next_heartbeat: now,
             next_sweep: now,
             commands: builtin_commands(),
+            plugin_words: Vec::new(),
+            plugin_report: vec!["no plugins loaded".into()],
             stats: Stats::default(),
             out: Outbox::default(),
             s,
@@ -203,6 +212,47 @@ impl Chat {
     /// Our current handle.
     pub fn handle(&self) -> &Handle {
         &self.me
+    }
+
+    /// Whether we said AWAY.
+    pub fn is_away(&self) -> bool {
+        self.away
+    }
+
+    /// Adds the plugins' commands (after the built-in ones) and their load report.
+    pub fn set_plugins(&mut self, commands: Vec<CommandInfo>, report: Vec<String>) {
+        self.plugin_words = commands.iter().map(|c| c.word.clone()).collect();
+        self.commands.extend(commands);
+        self.plugin_report = report;
+    }
+
+    /// Applies what a plugin call produced: its messages are sent; for a command, its lines and
+    /// error are the reply; for an event, its lines become notices.
+    pub fn plugin_done(&mut self, call: Option<(ConnId, u64)>, out: CallOut) {
+        for (to, text) in out.sends {
+            match self.peers.get(&to).map(|p| p.addr) {
+                Some(addr) => {
+                    if let Err(e) = self.send_msg(addr, &text) {
+                        warn!("plugin message to {to} not sent: {e}");
+                    }
+                }
+                None => warn!("plugin message to {to} not sent: {to} left"),
+            }
+        }
+        match call {
+            Some((conn, id)) => {
+                let r = match out.error {
+                    Some(e) => Err(e),
+                    None => Ok(out.lines),
+                };
+                self.reply(conn, id, r);
+            }
+            None => {
+                for text in out.lines {
+                    self.event(Event::Notice { text });
+                }
+            }
+        }
     }
 
     /// The known peers, by handle.
@@ -330,9 +380,36 @@ impl Chat {
     // ---- IPC -----------------------------------------------------------------------------
 
     fn event(&mut self, e: Event) {
+        let pe = match &e {
+            Event::Message { from, text } => Some(PluginEvent::Message {
+                from: from.clone(),
+                text: text.clone(),
+            }),
+            Event::Join { handle, addr } => Some(PluginEvent::Join {
+                handle: handle.clone(),
+                addr: addr.clone(),
+            }),
+            Event::Leave { handle } => Some(PluginEvent::Leave {
+                handle: handle.clone(),
+            }),
+            Event::Away { handle } => Some(PluginEvent::Away {
+                handle: handle.clone(),
+            }),
+            Event::Back { handle } => Some(PluginEvent::Back {
+                handle: handle.clone(),
+            }),
+            Event::Handle { handle } => Some(PluginEvent::SelfHandle {
+                handle: handle.clone(),
+            }),
+            Event::Clash { .. } | Event::Notice { .. } | Event::Error { .. } => None,
+        };
+        self.out.plugin_events.extend(pe);
         if self.conns.is_empty() {
             // Only messages are worth keeping for later; presence is stale by then.
-            if matches!(e, Event::Message { .. } | Event::Clash { .. }) {
+            if matches!(
+                e,
+                Event::Message { .. } | Event::Clash { .. } | Event::Notice { .. }
+            ) {
                 if self.backlog.len() >= self.s.backlog {
                     self.backlog.pop_front();
                     self.stats.backlog_dropped += 1;
@@ -439,12 +516,23 @@ impl Chat {
                 _ => Err("you are not in the chat; JOIN to come back".to_string()),
             }),
             "STATUS" => self.no_args("STATUS", rest).map(|_| self.status()),
+            "PLUGINS" => self
+                .no_args("PLUGINS", rest)
+                .map(|_| self.plugin_report.clone()),
             "HELP" => self.help(rest),
             "QUIT" => self.no_args("QUIT", rest).map(|_| {
                 self.out.quit = true;
                 vec!["bye".to_string()]
             }),
-            other => Err(format!("unknown command {other}; HELP lists the commands")),
+            w if self.plugin_words.iter().any(|p| p == w) => {
+                self.out
+                    .plugin_calls
+                    .push((conn, id, w.to_string(), rest.to_string()));
+                return;
+            }
+            other => Err(format!(
+                "unknown command {other}; HELP lists the commands, PLUGINS the plugins that loaded"
+            )),
         };
         self.reply(conn, id, r);
     }
@@ -563,6 +651,11 @@ impl Chat {
             });
         }
         self.away = away;
+        self.out.plugin_events.push(if away {
+            PluginEvent::SelfAway
+        } else {
+            PluginEvent::SelfBack
+        });
         if self.state == State::Joined {
             let h = self.me.clone();
             self.announce(&if away {

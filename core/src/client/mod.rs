@@ -6,7 +6,7 @@
 
 pub mod chat;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::codec::Handle;
 use crate::ipc::{self, Auth, Request, RuntimeInfo, ServerMsg};
 use crate::net;
+use crate::plugin::{CallEnv, CallOut, PluginHost};
 use chat::{Chat, ConnId, Settings, To};
 
 const UDP: Token = Token(0);
@@ -29,6 +30,20 @@ const SIGNALS: Token = Token(2);
 const FIRST_CONN: usize = 16;
 /// A REPL that lets this much output pile up unread is dropped rather than grow memory.
 const MAX_PENDING_OUTPUT: usize = 16 << 20;
+
+/// Saves `key = value` (TOML syntax) in the config file; the error is one line.
+pub type Persist = Box<dyn FnMut(&str, &str) -> Result<(), String>>;
+
+/// What the plugins get: where to find them, the config they may read, and how a config key
+/// they set is saved.
+pub struct PluginSetup {
+    /// Folders searched for `*.so` plugins, in order.
+    pub dirs: Vec<PathBuf>,
+    /// Config values by key (strings plain, other values in TOML syntax).
+    pub config: BTreeMap<String, String>,
+    /// Saves `key = value` (TOML syntax) in the config file; the error is one line.
+    pub persist: Persist,
+}
 
 /// What `slcp client` needs to run.
 #[derive(Debug, Clone)]
@@ -88,7 +103,11 @@ struct Conn {
 
 /// Runs the client until QUIT, SIGINT or SIGTERM; `ready` is called once it listens and the
 /// runtime file is written.
-pub fn run(opts: Options, ready: impl FnOnce(&RuntimeInfo)) -> Result<(), ClientError> {
+pub fn run(
+    opts: Options,
+    mut setup: PluginSetup,
+    ready: impl FnOnce(&RuntimeInfo),
+) -> Result<(), ClientError> {
     let (port, udp_std, _image_listener) = net::bind_port_pair(opts.ports.0, opts.ports.1)?;
     let ipc_std = net::bind_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
         .map_err(io_err("binding the IPC port on 127.0.0.1"))?;
@@ -136,6 +155,9 @@ pub fn run(opts: Options, ready: impl FnOnce(&RuntimeInfo)) -> Result<(), Client
     };
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);
+    let dirs = std::mem::take(&mut setup.dirs);
+    let plugins = with_env(&chat, &mut setup, |env| PluginHost::start(&dirs, env));
+    chat.set_plugins(plugins.commands(), plugins.report());
     chat.start(now);
 
     let mut shell = Shell {
@@ -145,6 +167,8 @@ pub fn run(opts: Options, ready: impl FnOnce(&RuntimeInfo)) -> Result<(), Client
         udp_writable: false,
         conns: HashMap::new(),
         next_conn: FIRST_CONN,
+        plugins,
+        setup,
     };
     shell.flush(&mut chat);
     ready(&info);
@@ -201,7 +225,24 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Runs `f` with the plugin call environment drawn from the chat's current state.
+fn with_env<T>(chat: &Chat, setup: &mut PluginSetup, f: impl FnOnce(&mut CallEnv<'_>) -> T) -> T {
+    let handle = chat.handle().to_string();
+    let peers = chat.peers();
+    let known = |h: &str| Handle::new(h).is_ok_and(|h| peers.contains_key(&h));
+    let mut env = CallEnv {
+        handle: &handle,
+        away: chat.is_away(),
+        known: &known,
+        config: &mut setup.config,
+        persist: &mut *setup.persist,
+    };
+    f(&mut env)
+}
+
 struct Shell {
+    plugins: PluginHost,
+    setup: PluginSetup,
     poll: Poll,
     udp: UdpSocket,
     udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -375,8 +416,35 @@ impl Shell {
         }
     }
 
-    /// Sends the chat's outbox: datagrams first, then IPC lines.
+    /// Gives the plugins their commands and events until none are left; what they do goes back
+    /// into the chat (a plugin's MSG causes no event, so this ends).
+    fn plugin_work(&mut self, chat: &mut Chat) {
+        loop {
+            let calls = std::mem::take(&mut chat.out.plugin_calls);
+            let events = std::mem::take(&mut chat.out.plugin_events);
+            if calls.is_empty() && events.is_empty() {
+                return;
+            }
+            for e in events {
+                let out = with_env(chat, &mut self.setup, |env| self.plugins.event(&e, env));
+                chat.plugin_done(None, out);
+            }
+            for (conn, id, word, args) in calls {
+                let out = with_env(chat, &mut self.setup, |env| {
+                    self.plugins.command(&word, &args, env)
+                })
+                .unwrap_or_else(|| CallOut {
+                    error: Some(format!("no plugin provides {word}")),
+                    ..CallOut::default()
+                });
+                chat.plugin_done(Some((conn, id)), out);
+            }
+        }
+    }
+
+    /// Sends the chat's outbox: plugin work first, then datagrams, then IPC lines.
     fn flush(&mut self, chat: &mut Chat) {
+        self.plugin_work(chat);
         self.udp_queue.extend(chat.out.udp.drain(..));
         while let Some((addr, b)) = self.udp_queue.front() {
             match self.udp.send_to(b, *addr) {

@@ -1,4 +1,614 @@
-//! slcp-plugin-api: the C ABI shared by the slcp plugin host and plugins.
+//! slcp-plugin-api: the C ABI between the slcp client and its plugins, and the safe side of it.
+//!
+//! A plugin is a `cdylib` that implements [`Plugin`] and calls [`export_plugin!`]; it writes no
+//! `unsafe`. The macro exports one symbol, `slcp_plugin_v1`, returning a `&'static` [`PluginDecl`]:
+//! the ABI version and struct size (checked by the host before anything else), the name, version,
+//! commands, and four `extern "C"` entry points. Every entry point runs the plugin inside
+//! `catch_unwind`, so a panic becomes an error code, never an abort across the boundary.
+//!
+//! Memory rule: only borrowed byte slices ([`RStr`]) cross the boundary, valid for the duration of
+//! the call. Whatever the host hands back (a config value, the handle) is copied by the plugin
+//! through a sink callback; nothing allocated on one side is ever freed on the other.
+//!
+//! Architecture Invariant: this crate depends on std only, and its `unsafe` is confined to turning
+//! the raw boundary types into safe ones.
 
-/// The version of the plugin ABI this crate describes; the host refuses any other.
+#![allow(unsafe_code)] // The plugin boundary itself: every block says why it is sound.
+
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+
+/// The plugin ABI version this crate describes. The host refuses a plugin with any other.
 pub const ABI_VERSION: u32 = 1;
+
+/// The name of the symbol every plugin exports, NUL-terminated for `dlsym`.
+pub const ENTRY_SYMBOL: &[u8] = b"slcp_plugin_v1\0";
+
+/// A borrowed UTF-8 string: a pointer and a length, valid for the duration of one call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RStr {
+    /// The first byte (may dangle when `len` is 0).
+    pub ptr: *const u8,
+    /// The length in bytes.
+    pub len: usize,
+}
+
+impl RStr {
+    /// Borrows `s`; the result is valid while `s` is.
+    pub const fn new(s: &str) -> RStr {
+        RStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// The string, if the bytes are UTF-8.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that stay unchanged for `'a`.
+    pub unsafe fn to_str<'a>(self) -> Option<&'a str> {
+        if self.len == 0 {
+            return Some("");
+        }
+        if self.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: the caller guarantees `ptr..ptr+len` is readable for 'a.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Completion kinds of command arguments, as `u32` on the wire.
+pub mod arg {
+    /// A known handle.
+    pub const HANDLE: u32 = 1;
+    /// A file path.
+    pub const PATH: u32 = 2;
+    /// Free text.
+    pub const TEXT: u32 = 3;
+}
+
+/// Event kinds, as `u32` on the wire.
+pub mod event_kind {
+    /// A message arrived: `handle` = sender, `text` = text.
+    pub const MESSAGE: u32 = 1;
+    /// A user appeared: `handle`, `text` = `ip:port`.
+    pub const JOIN: u32 = 2;
+    /// A user left or expired: `handle`.
+    pub const LEAVE: u32 = 3;
+    /// A user is away: `handle`.
+    pub const AWAY: u32 = 4;
+    /// A user is back: `handle`.
+    pub const BACK: u32 = 5;
+    /// We went away.
+    pub const SELF_AWAY: u32 = 6;
+    /// We came back.
+    pub const SELF_BACK: u32 = 7;
+    /// Our handle changed: `handle` = the new one.
+    pub const SELF_HANDLE: u32 = 8;
+    /// An image was announced: `handle` = sender, `size`.
+    pub const IMAGE_ANNOUNCED: u32 = 9;
+    /// An image was saved: `handle` = sender, `text` = path, `size`.
+    pub const IMAGE_RECEIVED: u32 = 10;
+}
+
+/// Return codes of the entry points and host callbacks.
+pub mod status {
+    /// Done.
+    pub const OK: i32 = 0;
+    /// Failed; the message went through `fail`.
+    pub const ERROR: i32 = 1;
+    /// The plugin panicked; the host logs it and reports an error.
+    pub const PANIC: i32 = 2;
+    /// A string was not UTF-8 or a pointer was null.
+    pub const BAD_INPUT: i32 = 3;
+}
+
+/// One command a plugin provides.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CommandDecl {
+    /// The command word, upper case.
+    pub word: RStr,
+    /// Usage, e.g. `DICE <handle> [NdM]`.
+    pub usage: RStr,
+    /// One line of help.
+    pub help: RStr,
+    /// The completion kind of each argument ([`arg`]).
+    pub args: *const u32,
+    /// How many arguments.
+    pub nargs: usize,
+}
+
+/// One event, borrowed for the duration of `on_event`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct EventC {
+    /// One of [`event_kind`].
+    pub kind: u32,
+    /// The handle the event is about.
+    pub handle: RStr,
+    /// Text, address or path, by kind.
+    pub text: RStr,
+    /// A size in bytes, by kind.
+    pub size: u64,
+}
+
+/// A sink the host writes a copied value into.
+pub type SinkFn = extern "C" fn(sink: *mut c_void, value: RStr);
+
+/// What the host offers a plugin. Valid for the duration of the call it is passed to.
+#[repr(C)]
+pub struct HostApi {
+    /// [`ABI_VERSION`] of the host.
+    pub abi_version: u32,
+    /// `size_of::<HostApi>()` of the host.
+    pub struct_size: u32,
+    /// The host's context for this call; passed back to every callback.
+    pub ctx: *mut c_void,
+    /// Sends `text` as a MSG to `to`; [`status::OK`], or [`status::ERROR`] with the reason given
+    /// to `sink`.
+    pub send_msg: extern "C" fn(
+        ctx: *mut c_void,
+        to: RStr,
+        text: RStr,
+        sink: *mut c_void,
+        put: SinkFn,
+    ) -> i32,
+    /// Prints a line for the user (the outcome of the current command, or a notice).
+    pub print: extern "C" fn(ctx: *mut c_void, line: RStr),
+    /// Says why the current command failed (one line).
+    pub fail: extern "C" fn(ctx: *mut c_void, line: RStr),
+    /// Logs a line at `level` (1 error, 2 warn, 3 info, 4 debug).
+    pub log: extern "C" fn(ctx: *mut c_void, level: u32, line: RStr),
+    /// Copies the value of `key` into `sink`; [`status::ERROR`] when there is none. Keys:
+    /// `handle`, `away` (`true`/`false`), and every config key.
+    pub get: extern "C" fn(ctx: *mut c_void, key: RStr, sink: *mut c_void, put: SinkFn) -> i32,
+    /// Sets config `key` to `value` (TOML syntax) and saves it in the config file; the reason of
+    /// a failure is given to `sink`.
+    pub set_config: extern "C" fn(
+        ctx: *mut c_void,
+        key: RStr,
+        value: RStr,
+        sink: *mut c_void,
+        put: SinkFn,
+    ) -> i32,
+}
+
+/// What `slcp_plugin_v1` returns.
+#[repr(C)]
+pub struct PluginDecl {
+    /// [`ABI_VERSION`] the plugin was built with; checked first.
+    pub abi_version: u32,
+    /// `size_of::<PluginDecl>()` of the plugin; checked second.
+    pub struct_size: u32,
+    /// The plugin's name.
+    pub name: RStr,
+    /// Its version.
+    pub version: RStr,
+    /// Its commands.
+    pub commands: *const CommandDecl,
+    /// How many.
+    pub ncommands: usize,
+    /// Makes an instance; null on failure.
+    pub create: extern "C" fn(host: *const HostApi) -> *mut c_void,
+    /// Runs a command.
+    pub on_command:
+        extern "C" fn(inst: *mut c_void, host: *const HostApi, word: RStr, args: RStr) -> i32,
+    /// Takes an event.
+    pub on_event: extern "C" fn(inst: *mut c_void, host: *const HostApi, ev: *const EventC) -> i32,
+    /// Drops an instance made by `create`.
+    pub destroy: extern "C" fn(inst: *mut c_void),
+}
+
+// ---- the safe side --------------------------------------------------------------------------
+
+/// The completion kind of a command argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A known handle.
+    Handle,
+    /// A file path.
+    Path,
+    /// Free text.
+    Text,
+}
+
+/// A command a plugin provides.
+#[derive(Debug, Clone, Copy)]
+pub struct Command {
+    /// The word, upper case.
+    pub word: &'static str,
+    /// Usage line.
+    pub usage: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// Completion kind of each argument.
+    pub args: &'static [ArgKind],
+}
+
+/// Something that happened in the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A message arrived.
+    Message {
+        /// Sender.
+        from: &'a str,
+        /// Text.
+        text: &'a str,
+    },
+    /// A user appeared at `addr`.
+    Join {
+        /// Handle.
+        handle: &'a str,
+        /// `ip:port`.
+        addr: &'a str,
+    },
+    /// A user left.
+    Leave {
+        /// Handle.
+        handle: &'a str,
+    },
+    /// A user is away.
+    Away {
+        /// Handle.
+        handle: &'a str,
+    },
+    /// A user is back.
+    Back {
+        /// Handle.
+        handle: &'a str,
+    },
+    /// We went away.
+    SelfAway,
+    /// We came back.
+    SelfBack,
+    /// Our handle changed.
+    SelfHandle {
+        /// The new handle.
+        handle: &'a str,
+    },
+    /// An image was announced.
+    ImageAnnounced {
+        /// Sender.
+        from: &'a str,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// An image was saved.
+    ImageReceived {
+        /// Sender.
+        from: &'a str,
+        /// Where it was saved.
+        path: &'a str,
+        /// Size in bytes.
+        size: u64,
+    },
+}
+
+/// Log levels for [`Host::log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Errors.
+    Error = 1,
+    /// Warnings.
+    Warn = 2,
+    /// Information.
+    Info = 3,
+    /// Debugging.
+    Debug = 4,
+}
+
+/// The host, as a plugin sees it during one call.
+pub struct Host<'a> {
+    api: &'a HostApi,
+}
+
+extern "C" fn put_string(sink: *mut c_void, value: RStr) {
+    // SAFETY: `sink` is the `&mut Option<String>` passed by `Host::fetch` below, alive for the
+    // host call, and `value` is valid for the duration of this callback.
+    let (slot, s) = unsafe { (&mut *(sink as *mut Option<String>), value.to_str()) };
+    *slot = s.map(str::to_owned);
+}
+
+impl<'a> Host<'a> {
+    /// Wraps the host table.
+    ///
+    /// # Safety
+    /// `api` must be the valid, non-null pointer the host passed to this call.
+    pub unsafe fn from_raw(api: *const HostApi) -> Option<Host<'a>> {
+        // SAFETY: per the contract, `api` is null or valid for 'a.
+        let api = unsafe { api.as_ref()? };
+        (api.abi_version == ABI_VERSION && api.struct_size as usize == size_of::<HostApi>())
+            .then_some(Host { api })
+    }
+
+    fn fetch(&self, f: impl FnOnce(*mut c_void, SinkFn) -> i32) -> (i32, Option<String>) {
+        let mut out: Option<String> = None;
+        let code = f(&mut out as *mut Option<String> as *mut c_void, put_string);
+        (code, out)
+    }
+
+    /// Sends a message to `to` as an ordinary MSG.
+    pub fn send_msg(&self, to: &str, text: &str) -> Result<(), String> {
+        let (code, why) = self.fetch(|sink, put| {
+            (self.api.send_msg)(self.api.ctx, RStr::new(to), RStr::new(text), sink, put)
+        });
+        if code == status::OK {
+            Ok(())
+        } else {
+            Err(why.unwrap_or_else(|| format!("sending to {to} failed")))
+        }
+    }
+
+    /// Prints a line for the user.
+    pub fn print(&self, line: &str) {
+        (self.api.print)(self.api.ctx, RStr::new(line));
+    }
+
+    /// Logs a line (to the client's log, never the transcript).
+    pub fn log(&self, level: Level, line: &str) {
+        (self.api.log)(self.api.ctx, level as u32, RStr::new(line));
+    }
+
+    /// The value of `key`: `handle`, `away`, or a config key.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let (code, v) =
+            self.fetch(|sink, put| (self.api.get)(self.api.ctx, RStr::new(key), sink, put));
+        if code == status::OK { v } else { None }
+    }
+
+    /// Our handle.
+    pub fn handle(&self) -> String {
+        self.get("handle").unwrap_or_default()
+    }
+
+    /// Whether we are away.
+    pub fn is_away(&self) -> bool {
+        self.get("away").as_deref() == Some("true")
+    }
+
+    /// Sets config `key` to `value` (TOML syntax, e.g. `"\"text\""`) and saves the config file.
+    pub fn set_config(&self, key: &str, value: &str) -> Result<(), String> {
+        let (code, why) = self.fetch(|sink, put| {
+            (self.api.set_config)(self.api.ctx, RStr::new(key), RStr::new(value), sink, put)
+        });
+        if code == status::OK {
+            Ok(())
+        } else {
+            Err(why.unwrap_or_else(|| format!("cannot set {key}")))
+        }
+    }
+}
+
+/// `s` as a TOML basic string, for [`Host::set_config`] of a text key.
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// What a plugin implements. The host calls it on the client's event-loop thread only.
+pub trait Plugin: Sized + 'static {
+    /// The plugin's name, e.g. `autoreply`.
+    const NAME: &'static str;
+    /// Its version, usually `env!("CARGO_PKG_VERSION")`.
+    const VERSION: &'static str;
+    /// The commands it provides.
+    const COMMANDS: &'static [Command];
+
+    /// Makes the plugin when the client starts.
+    fn create(host: &Host<'_>) -> Self;
+
+    /// Runs one of [`Plugin::COMMANDS`]; `args` is the rest of the line after the word.
+    /// Print the outcome with [`Host::print`]; an `Err` is shown to the user as the error.
+    fn command(&mut self, host: &Host<'_>, word: &str, args: &str) -> Result<(), String>;
+
+    /// Takes an event. The default ignores it.
+    fn event(&mut self, host: &Host<'_>, event: &Event<'_>) {
+        let _ = (host, event);
+    }
+}
+
+/// The declaration a plugin's `slcp_plugin_v1` returns, with the storage its pointers point into.
+/// Built once per plugin (by [`declaration`]) and never dropped.
+pub struct Declaration {
+    decl: PluginDecl,
+    _commands: Vec<CommandDecl>,
+    _args: Vec<Vec<u32>>,
+}
+
+// SAFETY: every pointer in a `Declaration` points into `'static` strings or into the heap buffers
+// the `Declaration` owns, which are never mutated after construction; sharing it is sharing
+// immutable data.
+unsafe impl Send for Declaration {}
+// SAFETY: as above.
+unsafe impl Sync for Declaration {}
+
+/// Builds (once) the declaration of `P`. Used by [`export_plugin!`]; `abi` is [`ABI_VERSION`]
+/// except in the test fixture that checks the host refuses another.
+pub fn declaration<P: Plugin>(slot: &'static OnceLock<Declaration>, abi: u32) -> *const PluginDecl {
+    let d = slot.get_or_init(|| {
+        let args: Vec<Vec<u32>> = P::COMMANDS
+            .iter()
+            .map(|c| {
+                c.args
+                    .iter()
+                    .map(|a| match a {
+                        ArgKind::Handle => arg::HANDLE,
+                        ArgKind::Path => arg::PATH,
+                        ArgKind::Text => arg::TEXT,
+                    })
+                    .collect()
+            })
+            .collect();
+        let commands: Vec<CommandDecl> = P::COMMANDS
+            .iter()
+            .zip(&args)
+            .map(|(c, a)| CommandDecl {
+                word: RStr::new(c.word),
+                usage: RStr::new(c.usage),
+                help: RStr::new(c.help),
+                args: a.as_ptr(),
+                nargs: a.len(),
+            })
+            .collect();
+        Declaration {
+            decl: PluginDecl {
+                abi_version: abi,
+                struct_size: size_of::<PluginDecl>() as u32,
+                name: RStr::new(P::NAME),
+                version: RStr::new(P::VERSION),
+                commands: commands.as_ptr(),
+                ncommands: commands.len(),
+                create: create::<P>,
+                on_command: on_command::<P>,
+                on_event: on_event::<P>,
+                destroy: destroy::<P>,
+            },
+            _commands: commands,
+            _args: args,
+        }
+    });
+    &d.decl
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+extern "C" fn create<P: Plugin>(host: *const HostApi) -> *mut c_void {
+    let r = catch_unwind(|| {
+        // SAFETY: the host passes a valid HostApi for the duration of this call.
+        let host = unsafe { Host::from_raw(host) }?;
+        Some(Box::into_raw(Box::new(P::create(&host))) as *mut c_void)
+    });
+    r.ok().flatten().unwrap_or(std::ptr::null_mut())
+}
+
+extern "C" fn on_command<P: Plugin>(
+    inst: *mut c_void,
+    host: *const HostApi,
+    word: RStr,
+    args: RStr,
+) -> i32 {
+    // SAFETY: the host passes the HostApi and the strings valid for this call.
+    let (host, word, args) = match unsafe { (Host::from_raw(host), word.to_str(), args.to_str()) } {
+        (Some(h), Some(w), Some(a)) => (h, w, a),
+        _ => return status::BAD_INPUT,
+    };
+    // SAFETY: `inst` came from `create::<P>` (a `Box<P>`), the host calls one entry point at a
+    // time on one thread, and only `destroy` frees it.
+    let Some(plugin) = (unsafe { (inst as *mut P).as_mut() }) else {
+        return status::BAD_INPUT;
+    };
+    match catch_unwind(AssertUnwindSafe(|| plugin.command(&host, word, args))) {
+        Ok(Ok(())) => status::OK,
+        Ok(Err(e)) => {
+            (host.api.fail)(host.api.ctx, RStr::new(&e));
+            status::ERROR
+        }
+        Err(p) => {
+            let why = format!("the plugin {} panicked: {}", P::NAME, panic_text(&*p));
+            host.log(Level::Error, &why);
+            (host.api.fail)(host.api.ctx, RStr::new(&why));
+            status::PANIC
+        }
+    }
+}
+
+extern "C" fn on_event<P: Plugin>(
+    inst: *mut c_void,
+    host: *const HostApi,
+    ev: *const EventC,
+) -> i32 {
+    // SAFETY: the host passes the HostApi and the event valid for this call.
+    let (host, ev) = match unsafe { (Host::from_raw(host), ev.as_ref()) } {
+        (Some(h), Some(e)) => (h, e),
+        _ => return status::BAD_INPUT,
+    };
+    // SAFETY: the event's strings are valid for this call.
+    let (handle, text) = match unsafe { (ev.handle.to_str(), ev.text.to_str()) } {
+        (Some(h), Some(t)) => (h, t),
+        _ => return status::BAD_INPUT,
+    };
+    let event = match ev.kind {
+        event_kind::MESSAGE => Event::Message { from: handle, text },
+        event_kind::JOIN => Event::Join { handle, addr: text },
+        event_kind::LEAVE => Event::Leave { handle },
+        event_kind::AWAY => Event::Away { handle },
+        event_kind::BACK => Event::Back { handle },
+        event_kind::SELF_AWAY => Event::SelfAway,
+        event_kind::SELF_BACK => Event::SelfBack,
+        event_kind::SELF_HANDLE => Event::SelfHandle { handle },
+        event_kind::IMAGE_ANNOUNCED => Event::ImageAnnounced {
+            from: handle,
+            size: ev.size,
+        },
+        event_kind::IMAGE_RECEIVED => Event::ImageReceived {
+            from: handle,
+            path: text,
+            size: ev.size,
+        },
+        // A newer host may send kinds this plugin does not know: not an error.
+        _ => return status::OK,
+    };
+    // SAFETY: as in `on_command`.
+    let Some(plugin) = (unsafe { (inst as *mut P).as_mut() }) else {
+        return status::BAD_INPUT;
+    };
+    match catch_unwind(AssertUnwindSafe(|| plugin.event(&host, &event))) {
+        Ok(()) => status::OK,
+        Err(p) => {
+            host.log(
+                Level::Error,
+                &format!("{} panicked on an event: {}", P::NAME, panic_text(&*p)),
+            );
+            status::PANIC
+        }
+    }
+}
+
+extern "C" fn destroy<P: Plugin>(inst: *mut c_void) {
+    if inst.is_null() {
+        return;
+    }
+    // SAFETY: `inst` is the `Box<P>` made by `create::<P>`, given back exactly once.
+    let b = unsafe { Box::from_raw(inst as *mut P) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+}
+
+/// Exports `$t` (a type implementing [`Plugin`]) as an slcp plugin: defines the
+/// `slcp_plugin_v1` symbol. Use it once per plugin crate, at the top level.
+#[macro_export]
+macro_rules! export_plugin {
+    ($t:ty) => {
+        $crate::export_plugin!($t, $crate::ABI_VERSION);
+    };
+    ($t:ty, $abi:expr) => {
+        /// The plugin's entry point, looked up by the slcp host.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn slcp_plugin_v1() -> *const $crate::PluginDecl {
+            static DECL: ::std::sync::OnceLock<$crate::Declaration> = ::std::sync::OnceLock::new();
+            $crate::declaration::<$t>(&DECL, $abi)
+        }
+    };
+}

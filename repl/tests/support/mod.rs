@@ -45,6 +45,8 @@ pub struct User {
 }
 
 pub struct Lan {
+    /// The slcp executable this LAN runs (a copy with chosen plugins beside it, or the build's).
+    pub bin: PathBuf,
     pub dir: tempfile::TempDir,
     pub whoisport: u16,
     pub discovery: Option<Child>,
@@ -58,6 +60,7 @@ pub struct Lan {
 impl Lan {
     pub fn new(extra: &str) -> Lan {
         Lan {
+            bin: PathBuf::from(BIN),
             dir: tempfile::tempdir().unwrap(),
             whoisport: free_port(),
             discovery: None,
@@ -71,9 +74,26 @@ impl Lan {
         self.dir.path()
     }
 
+    /// Runs a copy of slcp in `<home>/bin` with exactly these plugin files beside it (the
+    /// executable's folder is on the plugin search path).
+    pub fn with_plugins(&mut self, plugins: &[(&Path, &str)]) {
+        let bin = self.home().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let exe = bin.join("slcp");
+        // A hard link, not a copy: a file being written is "text file busy" for exec if another
+        // test thread forks meanwhile (the child holds the write descriptor until its exec).
+        if std::fs::hard_link(BIN, &exe).is_err() {
+            std::fs::copy(BIN, &exe).unwrap();
+        }
+        for (from, name) in plugins {
+            std::fs::copy(from, bin.join(name)).unwrap();
+        }
+        self.bin = exe;
+    }
+
     /// A command with this LAN's isolated environment.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&self.bin);
         let h = self.home();
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -374,6 +394,91 @@ pub fn run_with_input(mut cmd: Command, stdin: &str, t: Duration) -> Output {
             panic!("{cmd:?} did not finish within {t:?}");
         }
     }
+}
+
+/// Runs cargo (the one running the tests) with `args`; panics with its output on failure.
+pub fn cargo(args: &[&str], dir: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// `target/`, where the test binary's slcp lives.
+pub fn target_dir() -> PathBuf {
+    Path::new(BIN)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The workspace plugins as real `.so` files, built once per test binary into a target dir of
+/// their own (`cargo test` does not build cdylibs).
+pub fn workspace_plugin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let t = target_dir().join("test-plugins");
+        cargo(
+            &[
+                "build",
+                "--offline",
+                "-p",
+                "slcp-plugin-autoreply",
+                "-p",
+                "slcp-plugin-dice",
+                "--target-dir",
+                t.to_str().unwrap(),
+            ],
+            &workspace(),
+        );
+        t.join("debug")
+    });
+    dir.join(format!("libslcp_plugin_{name}.so"))
+}
+
+/// The fixture plugin (outside the workspace), built once: the normal build, or the one that
+/// declares a wrong ABI version.
+pub fn fixture(wrong_abi: bool) -> PathBuf {
+    static NORMAL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    static WRONG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let (slot, sub, extra): (_, _, &[&str]) = if wrong_abi {
+        (&WRONG, "fixture-wrong-abi", &["--features", "wrong-abi"])
+    } else {
+        (&NORMAL, "fixture", &[])
+    };
+    slot.get_or_init(|| {
+        let t = target_dir().join(sub);
+        let manifest = workspace().join("plugins/fixture/Cargo.toml");
+        let mut args = vec![
+            "build",
+            "--offline",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--target-dir",
+            t.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cargo(&args, &workspace());
+        t.join("debug/libslcp_plugin_fixture.so")
+    })
+    .clone()
 }
 
 pub fn text(b: &[u8]) -> String {

@@ -171,7 +171,9 @@ fn msg_errors_are_one_line() {
     c.request(t0, 1, 4, "FROB");
     assert_eq!(
         reply(&mut c),
-        Err("unknown command FROB; HELP lists the commands".into())
+        Err(
+            "unknown command FROB; HELP lists the commands, PLUGINS the plugins that loaded".into()
+        )
     );
 }
 

@@ -1,0 +1,592 @@
+//! The plugin host: finds plugin libraries, checks their ABI, and calls them on the event-loop
+//! thread through the C ABI of `slcp-plugin-api`.
+//!
+//! Architecture Invariant: this module holds the host's `unsafe` (loading libraries and crossing
+//! the C ABI), and no other module of slcp-core does. Libraries are never unloaded (dlclose and
+//! Rust thread-locals do not mix); whatever a plugin returns is copied before the call ends.
+
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
+use log::{debug, error, info, warn};
+use slcp_plugin_api::{
+    ABI_VERSION, ENTRY_SYMBOL, EventC, HostApi, PluginDecl, RStr, SinkFn, arg, event_kind, status,
+};
+
+use crate::codec::{self, Handle, Message};
+use crate::ipc::{ArgKind, CommandInfo};
+
+/// A plugin library that passed the checks.
+pub struct Found {
+    /// The file.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its commands.
+    pub commands: Vec<CommandInfo>,
+    decl: &'static PluginDecl,
+}
+
+/// A file of a plugin folder that is not a usable plugin, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The file (or folder).
+    pub path: PathBuf,
+    /// One line.
+    pub why: String,
+}
+
+/// Every `*.so` file of `dirs`, in order, loaded and checked. A plugin name seen twice is taken
+/// from the first folder only.
+pub fn scan(dirs: &[PathBuf]) -> (Vec<Found>, Vec<Failure>) {
+    let mut found: Vec<Found> = Vec::new();
+    let mut failed = Vec::new();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                failed.push(Failure {
+                    path: dir.clone(),
+                    why: format!("cannot read the plugin folder: {e}"),
+                });
+                continue;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
+            .collect();
+        files.sort();
+        for path in files {
+            match load(&path) {
+                Ok(f) => {
+                    if let Some(prev) = found.iter().find(|p| p.name == f.name) {
+                        debug!(
+                            "{}: plugin {} already loaded from {}",
+                            path.display(),
+                            f.name,
+                            prev.path.display()
+                        );
+                        continue;
+                    }
+                    found.push(f);
+                }
+                Err(why) => failed.push(Failure { path, why }),
+            }
+        }
+    }
+    (found, failed)
+}
+
+/// Reads a string the plugin declared; `what` names it in the error.
+fn decl_str(s: RStr, what: &str) -> Result<String, String> {
+    // SAFETY: declaration strings point into the plugin's 'static data or its never-dropped
+    // declaration storage; the library is never unloaded.
+    unsafe { s.to_str() }
+        .map(str::to_owned)
+        .ok_or_else(|| format!("its {what} is not UTF-8"))
+}
+
+fn load(path: &Path) -> Result<Found, String> {
+    // SAFETY: loading runs the library's initialisers. We load only `*.so` files from the
+    // folders the user configured and the folder of the slcp executable itself; that is the
+    // trust boundary of a plugin system, the same as a shell's PATH.
+    let lib = unsafe { Library::new(path) }.map_err(|e| {
+        let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+        format!("not a loadable library ({why})")
+    })?;
+    // SAFETY: the symbol's type is the one `export_plugin!` defines; a library that exports a
+    // symbol of this name with another type is not an slcp plugin and breaks the contract.
+    let entry = unsafe { lib.get::<extern "C" fn() -> *const PluginDecl>(ENTRY_SYMBOL) }
+        .map_err(|_| "not an slcp plugin (no slcp_plugin_v1 symbol)".to_string())?;
+    let ptr = entry();
+    // Never unloaded: the declaration and the code must outlive every use.
+    std::mem::forget(lib);
+    if ptr.is_null() {
+        return Err("slcp_plugin_v1 returned nothing".into());
+    }
+    // SAFETY: every ABI version starts the declaration with two u32 (version, struct size), so
+    // reading them is valid whatever the version; nothing else is read before they match.
+    let (abi, size) = unsafe {
+        let head = ptr as *const u32;
+        (*head, *head.add(1))
+    };
+    if abi != ABI_VERSION {
+        return Err(format!(
+            "built for plugin ABI {abi}, this slcp speaks ABI {ABI_VERSION}; rebuild it against this slcp-plugin-api"
+        ));
+    }
+    if size as usize != size_of::<PluginDecl>() {
+        return Err(format!(
+            "its declaration is {size} bytes, ABI {ABI_VERSION} has {}; rebuild it against this slcp-plugin-api",
+            size_of::<PluginDecl>()
+        ));
+    }
+    // SAFETY: version and size match, so `ptr` is a `PluginDecl` of this ABI, and it lives as long
+    // as the library, which is never unloaded.
+    let decl: &'static PluginDecl = unsafe { &*ptr };
+    let name = decl_str(decl.name, "name")?;
+    let version = decl_str(decl.version, "version")?;
+    let mut commands = Vec::new();
+    for i in 0..decl.ncommands {
+        // SAFETY: `commands` points to `ncommands` declarations (see `declaration` in the API).
+        let c = unsafe { &*decl.commands.add(i) };
+        let word = decl_str(c.word, "command word")?;
+        if word.is_empty()
+            || !word
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            return Err(format!("its command word {word:?} is not A-Z, 0-9 and _"));
+        }
+        let args = (0..c.nargs)
+            // SAFETY: `args` points to `nargs` u32 values.
+            .map(|j| match unsafe { *c.args.add(j) } {
+                arg::HANDLE => ArgKind::Handle,
+                arg::PATH => ArgKind::Path,
+                _ => ArgKind::Text,
+            })
+            .collect();
+        commands.push(CommandInfo {
+            word,
+            usage: decl_str(c.usage, "usage")?,
+            help: decl_str(c.help, "help")?,
+            args,
+        });
+    }
+    Ok(Found {
+        path: path.to_owned(),
+        name,
+        version,
+        commands,
+        decl,
+    })
+}
+
+/// An event for the plugins, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginEvent {
+    /// A message arrived.
+    Message {
+        /// Sender.
+        from: String,
+        /// Text.
+        text: String,
+    },
+    /// A user appeared.
+    Join {
+        /// Handle.
+        handle: String,
+        /// `ip:port`.
+        addr: String,
+    },
+    /// A user left.
+    Leave {
+        /// Handle.
+        handle: String,
+    },
+    /// A user is away.
+    Away {
+        /// Handle.
+        handle: String,
+    },
+    /// A user is back.
+    Back {
+        /// Handle.
+        handle: String,
+    },
+    /// We went away.
+    SelfAway,
+    /// We came back.
+    SelfBack,
+    /// Our handle changed.
+    SelfHandle {
+        /// The new handle.
+        handle: String,
+    },
+    /// An image was announced.
+    ImageAnnounced {
+        /// Sender.
+        from: String,
+        /// Size.
+        size: u64,
+    },
+    /// An image was saved.
+    ImageReceived {
+        /// Sender.
+        from: String,
+        /// Path.
+        path: String,
+        /// Size.
+        size: u64,
+    },
+}
+
+/// What the client state offers a plugin call.
+pub struct CallEnv<'a> {
+    /// Our handle.
+    pub handle: &'a str,
+    /// Whether we are away.
+    pub away: bool,
+    /// Whether a handle is a known peer.
+    pub known: &'a dyn Fn(&str) -> bool,
+    /// The config values by key (TOML syntax for non-strings, plain text for strings).
+    pub config: &'a mut BTreeMap<String, String>,
+    /// Saves a config key in the config file; the error is one line.
+    pub persist: &'a mut dyn FnMut(&str, &str) -> Result<(), String>,
+}
+
+/// What a plugin call produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CallOut {
+    /// Lines printed.
+    pub lines: Vec<String>,
+    /// Why the command failed.
+    pub error: Option<String>,
+    /// Messages to send: (to, text).
+    pub sends: Vec<(Handle, String)>,
+}
+
+struct Ctx<'a, 'b> {
+    env: &'a mut CallEnv<'b>,
+    out: CallOut,
+    plugin: &'a str,
+}
+
+/// Recovers the call context. Every host callback starts with it.
+///
+/// # Safety
+/// `ctx` must be the `Ctx` the host put into the `HostApi` of the call in progress.
+unsafe fn ctx<'x>(ctx: *mut c_void) -> &'x mut Ctx<'x, 'x> {
+    // SAFETY: per the contract; the call is synchronous and single-threaded, so no other
+    // reference to the `Ctx` exists while the plugin runs.
+    unsafe { &mut *(ctx as *mut Ctx<'x, 'x>) }
+}
+
+fn give(sink: *mut c_void, put: SinkFn, s: &str) {
+    put(sink, RStr::new(s));
+}
+
+extern "C" fn host_send(
+    c: *mut c_void,
+    to: RStr,
+    text: RStr,
+    sink: *mut c_void,
+    put: SinkFn,
+) -> i32 {
+    // SAFETY: `c` is this call's context; the strings are valid for this callback.
+    let (c, to, text) = unsafe { (ctx(c), to.to_str(), text.to_str()) };
+    let (Some(to), Some(text)) = (to, text) else {
+        give(sink, put, "not UTF-8");
+        return status::BAD_INPUT;
+    };
+    let h = match Handle::new(to) {
+        Ok(h) => h,
+        Err(e) => {
+            give(sink, put, &format!("{to:?} is not a handle: {e}"));
+            return status::ERROR;
+        }
+    };
+    if !(c.env.known)(to) {
+        give(
+            sink,
+            put,
+            &format!("nobody called {to} is here; WHO lists who is"),
+        );
+        return status::ERROR;
+    }
+    let me = Handle::new(c.env.handle).unwrap_or_else(|_| h.clone());
+    if let Err(e) = codec::encode(&Message::Msg {
+        handle: me,
+        text: text.to_owned(),
+    }) {
+        give(sink, put, &format!("message too long: {e}"));
+        return status::ERROR;
+    }
+    c.out.sends.push((h, text.to_owned()));
+    status::OK
+}
+
+extern "C" fn host_print(c: *mut c_void, line: RStr) {
+    // SAFETY: as in `host_send`.
+    let (c, line) = unsafe { (ctx(c), line.to_str()) };
+    if let Some(l) = line {
+        c.out.lines.push(l.to_owned());
+    }
+}
+
+extern "C" fn host_fail(c: *mut c_void, line: RStr) {
+    // SAFETY: as in `host_send`.
+    let (c, line) = unsafe { (ctx(c), line.to_str()) };
+    c.out.error = Some(
+        line.unwrap_or("failed (the reason was not UTF-8)")
+            .to_owned(),
+    );
+}
+
+extern "C" fn host_log(c: *mut c_void, level: u32, line: RStr) {
+    // SAFETY: as in `host_send`.
+    let (c, line) = unsafe { (ctx(c), line.to_str()) };
+    let line = line.unwrap_or("(not UTF-8)");
+    match level {
+        1 => error!("plugin {}: {line}", c.plugin),
+        2 => warn!("plugin {}: {line}", c.plugin),
+        3 => info!("plugin {}: {line}", c.plugin),
+        _ => debug!("plugin {}: {line}", c.plugin),
+    }
+}
+
+extern "C" fn host_get(c: *mut c_void, key: RStr, sink: *mut c_void, put: SinkFn) -> i32 {
+    // SAFETY: as in `host_send`.
+    let (c, key) = unsafe { (ctx(c), key.to_str()) };
+    let v = match key {
+        Some("handle") => Some(c.env.handle.to_owned()),
+        Some("away") => Some(c.env.away.to_string()),
+        Some(k) => c.env.config.get(k).cloned(),
+        None => None,
+    };
+    match v {
+        Some(v) => {
+            give(sink, put, &v);
+            status::OK
+        }
+        None => status::ERROR,
+    }
+}
+
+extern "C" fn host_set_config(
+    c: *mut c_void,
+    key: RStr,
+    value: RStr,
+    sink: *mut c_void,
+    put: SinkFn,
+) -> i32 {
+    // SAFETY: as in `host_send`.
+    let (c, key, value) = unsafe { (ctx(c), key.to_str(), value.to_str()) };
+    let (Some(key), Some(value)) = (key, value) else {
+        give(sink, put, "not UTF-8");
+        return status::BAD_INPUT;
+    };
+    match (c.env.persist)(key, value) {
+        Ok(()) => {
+            let plain = toml_plain(value);
+            c.env.config.insert(key.to_owned(), plain);
+            status::OK
+        }
+        Err(e) => {
+            give(sink, put, &e);
+            status::ERROR
+        }
+    }
+}
+
+/// `"text"` (a TOML basic string) as plain text; anything else as it is.
+fn toml_plain(v: &str) -> String {
+    match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => codec::unquote(&format!("\"{inner}\"")),
+        None => v.to_owned(),
+    }
+}
+
+struct Active {
+    found: Found,
+    inst: *mut c_void,
+}
+
+/// The loaded plugins of one client.
+pub struct PluginHost {
+    active: Vec<Active>,
+    /// Files that did not load, and plugins that failed to start.
+    pub failures: Vec<Failure>,
+}
+
+impl PluginHost {
+    /// Scans `dirs`, creates every plugin that loads, and records what failed.
+    pub fn start(dirs: &[PathBuf], env: &mut CallEnv<'_>) -> PluginHost {
+        let (found, mut failures) = scan(dirs);
+        let mut active: Vec<Active> = Vec::new();
+        let builtin: Vec<String> = crate::client::chat::builtin_commands()
+            .into_iter()
+            .map(|c| c.word)
+            .collect();
+        for mut f in found {
+            f.commands.retain(|c| {
+                let clash = builtin.contains(&c.word)
+                    || active
+                        .iter()
+                        .any(|a| a.found.commands.iter().any(|o| o.word == c.word));
+                if clash {
+                    failures.push(Failure {
+                        path: f.path.clone(),
+                        why: format!(
+                            "command {} is taken by slcp or another plugin; skipped",
+                            c.word
+                        ),
+                    });
+                }
+                !clash
+            });
+            let mut cx = Ctx {
+                env: &mut *env,
+                out: CallOut::default(),
+                plugin: &f.name,
+            };
+            let api = host_api(&mut cx);
+            let inst = (f.decl.create)(&api);
+            if inst.is_null() {
+                failures.push(Failure {
+                    path: f.path.clone(),
+                    why: format!(
+                        "plugin {} failed to start (it panicked or refused the host)",
+                        f.name
+                    ),
+                });
+                continue;
+            }
+            info!(
+                "plugin {} {} loaded from {}",
+                f.name,
+                f.version,
+                f.path.display()
+            );
+            active.push(Active { found: f, inst });
+        }
+        for fl in &failures {
+            warn!("plugin {}: {}", fl.path.display(), fl.why);
+        }
+        PluginHost { active, failures }
+    }
+
+    /// The commands of every loaded plugin.
+    pub fn commands(&self) -> Vec<CommandInfo> {
+        self.active
+            .iter()
+            .flat_map(|a| a.found.commands.iter().cloned())
+            .collect()
+    }
+
+    /// One line per loaded plugin and per failure, for PLUGINS and `slcp plugins`.
+    pub fn report(&self) -> Vec<String> {
+        let found: Vec<&Found> = self.active.iter().map(|a| &a.found).collect();
+        report_lines(&found, &self.failures)
+    }
+
+    /// Runs `word` if a plugin declared it; `None` otherwise.
+    pub fn command(&mut self, word: &str, args: &str, env: &mut CallEnv<'_>) -> Option<CallOut> {
+        let a = self
+            .active
+            .iter()
+            .find(|a| a.found.commands.iter().any(|c| c.word == word))?;
+        let mut cx = Ctx {
+            env,
+            out: CallOut::default(),
+            plugin: &a.found.name,
+        };
+        let api = host_api(&mut cx);
+        let code = (a.found.decl.on_command)(a.inst, &api, RStr::new(word), RStr::new(args));
+        let mut out = cx.out;
+        if code != status::OK && out.error.is_none() {
+            out.error = Some(format!(
+                "{word} failed in the plugin {} (code {code})",
+                a.found.name
+            ));
+        }
+        Some(out)
+    }
+
+    /// Gives an event to every plugin; returns what they want done.
+    pub fn event(&mut self, e: &PluginEvent, env: &mut CallEnv<'_>) -> CallOut {
+        let (kind, handle, text, size): (u32, &str, &str, u64) = match e {
+            PluginEvent::Message { from, text } => (event_kind::MESSAGE, from, text, 0),
+            PluginEvent::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
+            PluginEvent::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
+            PluginEvent::Away { handle } => (event_kind::AWAY, handle, "", 0),
+            PluginEvent::Back { handle } => (event_kind::BACK, handle, "", 0),
+            PluginEvent::SelfAway => (event_kind::SELF_AWAY, "", "", 0),
+            PluginEvent::SelfBack => (event_kind::SELF_BACK, "", "", 0),
+            PluginEvent::SelfHandle { handle } => (event_kind::SELF_HANDLE, handle, "", 0),
+            PluginEvent::ImageAnnounced { from, size } => {
+                (event_kind::IMAGE_ANNOUNCED, from, "", *size)
+            }
+            PluginEvent::ImageReceived { from, path, size } => {
+                (event_kind::IMAGE_RECEIVED, from, path, *size)
+            }
+        };
+        let ev = EventC {
+            kind,
+            handle: RStr::new(handle),
+            text: RStr::new(text),
+            size,
+        };
+        let mut all = CallOut::default();
+        for a in &self.active {
+            let mut cx = Ctx {
+                env: &mut *env,
+                out: CallOut::default(),
+                plugin: &a.found.name,
+            };
+            let api = host_api(&mut cx);
+            let code = (a.found.decl.on_event)(a.inst, &api, &ev);
+            if code != status::OK {
+                warn!("plugin {} failed on an event (code {code})", a.found.name);
+            }
+            all.lines.extend(cx.out.lines);
+            all.sends.extend(cx.out.sends);
+        }
+        all
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        for a in &self.active {
+            (a.found.decl.destroy)(a.inst);
+        }
+    }
+}
+
+fn host_api(cx: &mut Ctx<'_, '_>) -> HostApi {
+    HostApi {
+        abi_version: ABI_VERSION,
+        struct_size: size_of::<HostApi>() as u32,
+        ctx: cx as *mut Ctx<'_, '_> as *mut c_void,
+        send_msg: host_send,
+        print: host_print,
+        fail: host_fail,
+        log: host_log,
+        get: host_get,
+        set_config: host_set_config,
+    }
+}
+
+/// The lines `slcp plugins` and PLUGINS print.
+pub fn report_lines(found: &[&Found], failures: &[Failure]) -> Vec<String> {
+    let mut out = Vec::new();
+    if found.is_empty() {
+        out.push("no plugins loaded".to_string());
+    }
+    for f in found {
+        let words: Vec<&str> = f.commands.iter().map(|c| c.word.as_str()).collect();
+        out.push(format!(
+            "{} {} from {}: {}",
+            f.name,
+            f.version,
+            f.path.display(),
+            if words.is_empty() {
+                "no commands".to_string()
+            } else {
+                words.join(", ")
+            }
+        ));
+    }
+    for fl in failures {
+        out.push(format!("failed: {}: {}", fl.path.display(), fl.why));
+    }
+    out
+}
