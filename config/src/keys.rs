@@ -191,6 +191,35 @@ pub static KEYS: &[Key] = &[
         show: |c| c.backlog.to_string(),
     },
     Key {
+        name: "auto_away",
+        doc: "Minutes without a command after which you go AWAY by yourself (0: never).\n\
+              The next command brings you BACK.",
+        apply: |c, r| {
+            let v = match r {
+                Raw::Toml(toml::Value::Integer(i)) => *i as f64,
+                Raw::Toml(toml::Value::Float(f)) => *f,
+                Raw::Text(s) => s.trim().parse::<f64>().map_err(|_| AWAY_RULE.to_string())?,
+                _ => return Err(AWAY_RULE.into()),
+            };
+            if !(0.0..=10_080.0).contains(&v) {
+                return Err(AWAY_RULE.into());
+            }
+            c.auto_away = (v > 0.0).then(|| Duration::from_secs_f64(v * 60.0));
+            Ok(())
+        },
+        show: |c| match c.auto_away {
+            None => "0".into(),
+            Some(d) => {
+                let m = d.as_secs_f64() / 60.0;
+                if m.fract() == 0.0 {
+                    format!("{m:.0}")
+                } else {
+                    format!("{m}")
+                }
+            }
+        },
+    },
+    Key {
         name: "history_size",
         doc: "How many lines of command history the REPL keeps.",
         apply: |c, r| {
@@ -326,4 +355,5 @@ fn set_secs(slot: &mut Duration, r: &Raw) -> Result<(), String> {
     Ok(())
 }
 
+const AWAY_RULE: &str = "a number of minutes from 0 (never) to 10080";
 const SECS_RULE: &str = "a number of seconds from 0.01 to 86400";

@@ -105,6 +105,8 @@ pub struct Config {
     pub bell: bool,
     /// How many received messages are kept while no REPL is attached.
     pub backlog: usize,
+    /// Go AWAY after this long without a command (None: never).
+    pub auto_away: Option<Duration>,
     /// How many lines of command history are kept.
     pub history_size: usize,
 }
@@ -229,6 +231,7 @@ impl Config {
             who_wait: Duration::from_millis(300),
             bell: true,
             backlog: 1000,
+            auto_away: None,
             history_size: 1000,
         }
     }

@@ -54,6 +54,7 @@ expiry = 3
 who_wait = 0.1
 bell = false
 backlog = 5
+auto_away = 0.5
 history_size = 7
 "#,
     )
@@ -80,6 +81,7 @@ history_size = 7
     assert_eq!(c.who_wait, Duration::from_millis(100));
     assert!(!c.bell);
     assert_eq!((c.backlog, c.history_size), (5, 7));
+    assert_eq!(c.auto_away, Some(Duration::from_secs(30)));
     assert!(
         l.sources.values().all(|s| matches!(s, Source::File(_))),
         "every key came from the file: {:?}",

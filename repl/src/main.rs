@@ -84,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 expiry: c.expiry,
                 who_wait: c.who_wait,
                 backlog: c.backlog,
+                auto_away: c.auto_away,
                 runtime_file: launcher::runtime_file(&c),
             };
             let file = loaded_file(&cli, file);

@@ -40,6 +40,8 @@ pub struct Settings {
     pub who_wait: Duration,
     /// Messages kept while no REPL is attached.
     pub backlog: usize,
+    /// Go away after this long without a command.
+    pub auto_away: Option<Duration>,
 }
 
 /// Counters, shown by STATUS.
@@ -160,6 +162,15 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
     ]
 }
 
+fn minutes(d: Duration) -> String {
+    let m = d.as_secs_f64() / 60.0;
+    if m.fract() == 0.0 {
+        format!("{m:.0} min")
+    } else {
+        format!("{:.0} s", d.as_secs_f64())
+    }
+}
+
 /// The client's state.
 pub struct Chat {
     s: Settings,
@@ -175,6 +186,10 @@ pub struct Chat {
     conns: BTreeSet<ConnId>,
     next_heartbeat: Instant,
     next_sweep: Instant,
+    /// The last command from a prompt, for auto-away.
+    last_activity: Instant,
+    /// The current away period was started by auto-away.
+    auto_away_active: bool,
     commands: Vec<CommandInfo>,
     plugin_words: Vec<String>,
     plugin_report: Vec<String>,
@@ -200,6 +215,8 @@ impl Chat {
             conns: BTreeSet::new(),
             next_heartbeat: now,
             next_sweep: now,
+            last_activity: now,
+            auto_away_active: false,
             commands: builtin_commands(),
             plugin_words: Vec::new(),
             plugin_report: vec!["no plugins loaded".into()],
@@ -274,6 +291,9 @@ impl Chat {
     /// When [`Chat::tick`] must run next.
     pub fn next_deadline(&self) -> Instant {
         let mut t = self.next_heartbeat.min(self.next_sweep);
+        if let Some(d) = self.s.auto_away.filter(|_| !self.away) {
+            t = t.min(self.last_activity + d);
+        }
         if let Some(Reverse((d, _))) = self.deadlines.peek() {
             t = t.min(*d);
         }
@@ -291,6 +311,17 @@ impl Chat {
             }
             self.broadcast(&Message::Who);
             self.next_heartbeat = now + self.s.heartbeat;
+        }
+        if let Some(d) = self.s.auto_away
+            && !self.away
+            && self.state == State::Joined
+            && now >= self.last_activity + d
+        {
+            let _ = self.set_away(true);
+            self.auto_away_active = true;
+            self.event(Event::Notice {
+                text: format!("you are away (no command for {})", minutes(d)),
+            });
         }
         if now >= self.next_sweep {
             self.expire(now);
@@ -479,6 +510,14 @@ impl Chat {
             None => (line, ""),
         };
         let word = word.to_ascii_uppercase();
+        self.last_activity = now;
+        if self.auto_away_active && self.away && word != "AWAY" && word != "BACK" {
+            // Typing again ends an away period that auto-away began.
+            let _ = self.set_away(false);
+            self.event(Event::Notice {
+                text: "you are back".into(),
+            });
+        }
         let r = match word.as_str() {
             "" => Ok(Vec::new()),
             "MSG" => return self.cmd_msg(now, conn, id, rest),
@@ -651,6 +690,7 @@ impl Chat {
             });
         }
         self.away = away;
+        self.auto_away_active = false;
         self.out.plugin_events.push(if away {
             PluginEvent::SelfAway
         } else {

@@ -66,6 +66,8 @@ pub struct Options {
     pub who_wait: Duration,
     /// Messages kept while no REPL is attached.
     pub backlog: usize,
+    /// Go away after this long without a command.
+    pub auto_away: Option<Duration>,
     /// Where the runtime file (IPC port and token) goes.
     pub runtime_file: PathBuf,
 }
@@ -152,6 +154,7 @@ pub fn run(
         expiry: opts.expiry,
         who_wait: opts.who_wait,
         backlog: opts.backlog,
+        auto_away: opts.auto_away,
     };
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);

@@ -15,6 +15,7 @@ fn settings(handle: &str) -> Settings {
         expiry: Duration::from_secs(3),
         who_wait: Duration::from_millis(300),
         backlog: 2,
+        auto_away: None,
     }
 }
 
@@ -407,4 +408,39 @@ fn leave_and_join_commands() {
     c.request(t0, 1, 4, "QUIT");
     assert_eq!(reply(&mut c), Ok(vec!["bye".to_string()]));
     assert!(c.out.quit);
+}
+
+#[test]
+fn auto_away_after_idle_and_back_on_the_next_command() {
+    let t0 = Instant::now();
+    let mut s = settings("alice");
+    s.auto_away = Some(Duration::from_secs(60));
+    let mut c = Chat::new(s, t0);
+    c.start(t0);
+    c.attach(1);
+    sent(&mut c);
+    ipc(&mut c);
+    // A command resets the idle clock.
+    c.request(t0 + Duration::from_secs(30), 1, 1, "STATUS");
+    ipc(&mut c);
+    assert!(c.next_deadline() <= t0 + Duration::from_secs(90));
+    c.tick(t0 + Duration::from_secs(89));
+    assert!(!c.is_away());
+    c.tick(t0 + Duration::from_secs(90));
+    assert!(c.is_away());
+    assert!(sent(&mut c).contains(&(disc(), "AWAY alice\n".to_string())));
+    assert_eq!(
+        events(&mut c),
+        vec!["notice you are away (no command for 1 min)"]
+    );
+    assert!(c.out.plugin_events.contains(&PluginEvent::SelfAway));
+    // The next command brings us back first.
+    c.request(t0 + Duration::from_secs(200), 1, 2, "WHO");
+    assert!(!c.is_away());
+    assert!(sent(&mut c).contains(&(disc(), "BACK alice\n".to_string())));
+    assert_eq!(events(&mut c), vec!["notice you are back"]);
+    // An AWAY the user typed is not ended by the next command.
+    c.request(t0 + Duration::from_secs(201), 1, 3, "AWAY");
+    c.request(t0 + Duration::from_secs(202), 1, 4, "STATUS");
+    assert!(c.is_away());
 }
