@@ -101,6 +101,22 @@ pub enum Event {
         /// The new handle.
         handle: String,
     },
+    /// An image was saved.
+    Image {
+        /// Sender.
+        from: String,
+        /// Size in bytes.
+        size: u64,
+        /// Where it was saved.
+        path: String,
+    },
+    /// A send this prompt started is under way.
+    Progress {
+        /// Bytes sent.
+        sent: u64,
+        /// Of.
+        size: u64,
+    },
     /// Something a plugin wants the user to know.
     Notice {
         /// One line.
@@ -125,6 +141,8 @@ impl Event {
             Event::Back { handle } => format!("back {handle}"),
             Event::Clash { handle, addr } => format!("clash {handle} {addr}"),
             Event::Handle { handle } => format!("handle {handle}"),
+            Event::Image { from, size, path } => format!("image {from} {size} {}", escape(path)),
+            Event::Progress { sent, size } => format!("progress {sent} {size}"),
             Event::Notice { text } => format!("notice {}", escape(text)),
             Event::Error { text } => format!("error {}", escape(text)),
         }
@@ -133,14 +151,14 @@ impl Event {
     /// The handle the event is about, if any.
     pub fn handle(&self) -> Option<&str> {
         match self {
-            Event::Message { from, .. } => Some(from),
+            Event::Message { from, .. } | Event::Image { from, .. } => Some(from),
             Event::Join { handle, .. }
             | Event::Leave { handle }
             | Event::Away { handle }
             | Event::Back { handle }
             | Event::Clash { handle, .. }
             | Event::Handle { handle } => Some(handle),
-            Event::Notice { .. } | Event::Error { .. } => None,
+            Event::Progress { .. } | Event::Notice { .. } | Event::Error { .. } => None,
         }
     }
 
@@ -154,6 +172,8 @@ impl Event {
             Event::Back { .. } => "back",
             Event::Clash { .. } => "clash",
             Event::Handle { .. } => "handle",
+            Event::Image { .. } => "image",
+            Event::Progress { .. } => "progress",
             Event::Notice { .. } => "notice",
             Event::Error { .. } => "error",
         }

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use libloading::Library;
 use log::{debug, error, info, warn};
 use slcp_plugin_api::{
-    ABI_VERSION, ENTRY_SYMBOL, EventC, HostApi, PluginDecl, RStr, SinkFn, arg, event_kind, status,
+    ABI_VERSION, ENTRY_SYMBOL, EventC, HostApi, PluginDecl, QueryC, RStr, SinkFn, arg, event_kind,
+    query_kind, status,
 };
 
 use crate::codec::{self, Handle, Message};
@@ -251,6 +252,10 @@ pub struct CallOut {
     pub error: Option<String>,
     /// Messages to send: (to, text).
     pub sends: Vec<(Handle, String)>,
+    /// Images to send: (to, file, size), checked already.
+    pub images: Vec<(Handle, PathBuf, u64)>,
+    /// The command's outcome comes later (a transfer was started): no reply now.
+    pub deferred: bool,
 }
 
 struct Ctx<'a, 'b> {
@@ -311,6 +316,70 @@ extern "C" fn host_send(
     }
     c.out.sends.push((h, text.to_owned()));
     status::OK
+}
+
+extern "C" fn host_send_image(
+    c: *mut c_void,
+    to: RStr,
+    path: RStr,
+    sink: *mut c_void,
+    put: SinkFn,
+) -> i32 {
+    // SAFETY: as in `host_send`.
+    let (c, to, path) = unsafe { (ctx(c), to.to_str(), path.to_str()) };
+    let (Some(to), Some(path)) = (to, path) else {
+        give(sink, put, "not UTF-8");
+        return status::BAD_INPUT;
+    };
+    match check_image(c.env, to, Path::new(path)) {
+        Ok((h, size)) => {
+            c.out.images.push((h, PathBuf::from(path), size));
+            status::OK
+        }
+        Err(e) => {
+            give(sink, put, &e);
+            status::ERROR
+        }
+    }
+}
+
+/// What the sender checks before anything goes out: a known peer, a regular file, the limit.
+fn check_image(env: &CallEnv<'_>, to: &str, path: &Path) -> Result<(Handle, u64), String> {
+    let h = Handle::new(to).map_err(|e| format!("{to:?} is not a handle: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no such file: {}", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file{}",
+            path.display(),
+            if meta.is_dir() {
+                " (it is a folder)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let limit: u64 = env
+        .config
+        .get("max_image_bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    if meta.len() > limit {
+        return Err(format!(
+            "{} is {} bytes, over the limit of {limit} bytes (max_image_bytes)",
+            path.display(),
+            meta.len()
+        ));
+    }
+    if std::fs::File::open(path).is_err() {
+        return Err(format!("cannot open {} (permissions?)", path.display()));
+    }
+    if !(env.known)(to) {
+        return Err(format!("nobody called {to} is here; WHO lists who is"));
+    }
+    Ok((h, meta.len()))
 }
 
 extern "C" fn host_print(c: *mut c_void, line: RStr) {
@@ -543,6 +612,76 @@ impl PluginHost {
     }
 }
 
+/// A question for the plugins (see `slcp_plugin_api::query_kind`).
+#[derive(Debug, Clone, Copy)]
+pub enum Ask<'q> {
+    /// May an image from `from` of `size` bytes be received?
+    ImageOffer {
+        /// Sender.
+        from: &'q str,
+        /// Size.
+        size: u64,
+    },
+    /// The file name for a received image.
+    ImageName {
+        /// Sender.
+        from: &'q str,
+        /// Size.
+        size: u64,
+        /// Its first bytes.
+        head: &'q [u8],
+    },
+}
+
+impl PluginHost {
+    /// Asks the plugins in order; the first that answers decides. `None`: no plugin answers.
+    pub fn ask(&mut self, q: Ask<'_>, env: &mut CallEnv<'_>) -> Option<Result<String, String>> {
+        let (kind, handle, size, head): (u32, &str, u64, &[u8]) = match q {
+            Ask::ImageOffer { from, size } => (query_kind::IMAGE_OFFER, from, size, &[]),
+            Ask::ImageName { from, size, head } => (query_kind::IMAGE_NAME, from, size, head),
+        };
+        let qc = QueryC {
+            kind,
+            handle: RStr::new(handle),
+            size,
+            bytes: head.as_ptr(),
+            nbytes: head.len(),
+        };
+        for a in &self.active {
+            let mut answer: Option<String> = None;
+            let mut cx = Ctx {
+                env: &mut *env,
+                out: CallOut::default(),
+                plugin: &a.found.name,
+            };
+            let api = host_api(&mut cx);
+            let sink = &mut answer as *mut Option<String> as *mut c_void;
+            let code = (a.found.decl.on_query)(a.inst, &api, &qc, sink, put_answer);
+            match code {
+                status::OK => return Some(Ok(answer.unwrap_or_default())),
+                status::ERROR => {
+                    return Some(Err(answer.unwrap_or_else(|| "refused".into())));
+                }
+                status::NOT_MINE => continue,
+                _ => {
+                    return Some(Err(format!(
+                        "the plugin {} failed (code {code})",
+                        a.found.name
+                    )));
+                }
+            }
+        }
+        None
+    }
+}
+
+extern "C" fn put_answer(sink: *mut c_void, value: RStr) {
+    // SAFETY: `sink` is the `&mut Option<String>` of `PluginHost::ask`, alive during the call;
+    // `value` is valid for this callback.
+    let (slot, v) = unsafe { (&mut *(sink as *mut Option<String>), value.to_str()) };
+    *slot = v.map(str::to_owned);
+}
+
 impl Drop for PluginHost {
     fn drop(&mut self) {
         for a in &self.active {
@@ -562,6 +701,7 @@ fn host_api(cx: &mut Ctx<'_, '_>) -> HostApi {
         log: host_log,
         get: host_get,
         set_config: host_set_config,
+        send_image: host_send_image,
     }
 }
 

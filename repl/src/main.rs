@@ -86,6 +86,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 backlog: c.backlog,
                 auto_away: c.auto_away,
                 runtime_file: launcher::runtime_file(&c),
+                imagepath: c.imagepath.clone(),
+                max_image_bytes: c.max_image_bytes,
+                transfer_timeout: c.transfer_timeout,
             };
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {

@@ -23,6 +23,7 @@ use rustyline::{
     Validator,
 };
 use slcp_config::{Config, paths};
+use slcp_core::client::transfer::human_bytes;
 use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
 
 /// How long a command may take before the prompt gives up on the client.
@@ -34,7 +35,7 @@ const EVENT_QUEUE: usize = 10_000;
 fn local_commands() -> Vec<CommandInfo> {
     vec![CommandInfo {
         word: "WAIT".into(),
-        usage: "WAIT <message|join|leave|away|back|peer> [handle] [seconds]".into(),
+        usage: "WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]".into(),
         help: "wait for an event (peer: until the handle is known); default 10 seconds".into(),
         args: vec![ArgKind::Text, ArgKind::Handle, ArgKind::Text],
     }]
@@ -63,6 +64,8 @@ enum Printer {
         printer: Box<dyn ExternalPrinter + Send>,
         color: bool,
         bell: bool,
+        /// A progress bar is on the current line (drawn with `\r`, no newline).
+        bar: bool,
     },
 }
 
@@ -78,8 +81,9 @@ impl Printer {
                     shared.stdout_closed.store(true, Ordering::Relaxed);
                 }
             }
-            Printer::Interactive { printer, .. } => {
-                let _ = printer.print(format!("{text}\n"));
+            Printer::Interactive { printer, bar, .. } => {
+                let clear = if std::mem::take(bar) { "\r\x1b[2K" } else { "" };
+                let _ = printer.print(format!("{clear}{text}\n"));
             }
         }
     }
@@ -87,7 +91,14 @@ impl Printer {
     fn err(&mut self, text: &str) {
         match self {
             Printer::Piped => eprintln!("error: {text}"),
-            Printer::Interactive { printer, color, .. } => {
+            Printer::Interactive {
+                printer,
+                color,
+                bar,
+                ..
+            } => {
+                let clear = if std::mem::take(bar) { "\r\x1b[2K" } else { "" };
+                let _ = printer.print(clear.to_string());
                 let t = if *color {
                     format!("\x1b[31m! {text}\x1b[0m\n")
                 } else {
@@ -99,6 +110,15 @@ impl Printer {
     }
 
     fn event(&mut self, shared: &Shared, e: &Event) {
+        if let Event::Progress { sent, size } = e {
+            // Piped mode stays quiet; a terminal gets a bar redrawn in place. The prompt is
+            // waiting for the IMG command then, so the line is ours.
+            if let Printer::Interactive { printer, bar, .. } = self {
+                *bar = true;
+                let _ = printer.print(format!("\r{}", progress_bar(*sent, *size)));
+            }
+            return;
+        }
         match self {
             Printer::Piped => self.out(shared, e.line()),
             Printer::Interactive { color, bell, .. } => {
@@ -107,6 +127,20 @@ impl Printer {
             }
         }
     }
+}
+
+/// `[#########...........] 45%  90.0 MiB of 200.0 MiB`
+fn progress_bar(sent: u64, size: u64) -> String {
+    const W: u64 = 30;
+    let done = (sent * W).checked_div(size).unwrap_or(W);
+    let pct = (sent * 100).checked_div(size).unwrap_or(100);
+    format!(
+        "[{}{}] {pct:3}%  {} of {}",
+        "#".repeat(done as usize),
+        ".".repeat((W - done) as usize),
+        human_bytes(sent),
+        human_bytes(size)
+    )
 }
 
 /// An event as a person reads it.
@@ -130,6 +164,13 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
         ),
         Event::Handle { handle } => format!("{d}* you are now {handle}{r}"),
         Event::Notice { text } => format!("{d}* {text}{r}"),
+        Event::Image { from, size, path } => {
+            format!(
+                "{b}{from}{r} sent an image: {} saved as {path}",
+                human_bytes(*size)
+            )
+        }
+        Event::Progress { sent, size } => progress_bar(*sent, *size),
         Event::Error { text } => format!("! {text}"),
     }
 }
@@ -177,6 +218,9 @@ fn reader_thread(
                     _ => {}
                 }
                 printer.event(&shared, &event);
+                if matches!(event, Event::Progress { .. }) {
+                    continue;
+                }
                 let mut q = shared.events.lock().unwrap();
                 if q.len() >= EVENT_QUEUE {
                     q.pop_front();
@@ -320,8 +364,11 @@ impl Session {
     /// `WAIT <kind> [handle] [seconds]`: returns once a matching event arrived (consuming it and
     /// every event before it), or fails after the timeout.
     fn wait(&self, args: &str) -> Result<(), String> {
-        const KINDS: [&str; 6] = ["message", "join", "leave", "away", "back", "peer"];
-        let usage = "usage: WAIT <message|join|leave|away|back|peer> [handle] [seconds]";
+        const KINDS: [&str; 8] = [
+            "message", "join", "leave", "away", "back", "peer", "image", "error",
+        ];
+        let usage =
+            "usage: WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]";
         let mut words: Vec<&str> = args.split_whitespace().collect();
         let kind = words.first().map(|k| k.to_ascii_lowercase()).ok_or(usage)?;
         if !KINDS.contains(&kind.as_str()) {
@@ -509,6 +556,7 @@ fn interactive_loop(
         printer: Box::new(rl.create_external_printer()?),
         color,
         bell: cfg.bell,
+        bar: false,
     };
     let shared = s.shared.clone();
     std::thread::spawn(move || reader_thread(reader, shared, printer, tx));

@@ -81,6 +81,8 @@ pub struct Outbox {
     pub plugin_calls: Vec<(ConnId, u64, String, String)>,
     /// Events for plugins.
     pub plugin_events: Vec<PluginEvent>,
+    /// UDP image announcements heard: (source ip, sender, size).
+    pub img_announced: Vec<(IpAddr, String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +245,72 @@ impl Chat {
         self.plugin_report = report;
     }
 
+    /// Ends a command whose outcome came later (an image transfer).
+    pub fn finish_command(&mut self, conn: ConnId, id: u64, result: Result<Vec<String>, String>) {
+        self.reply(conn, id, result);
+    }
+
+    /// Tells the prompt that started a send how far it is.
+    pub fn progress(&mut self, conn: ConnId, sent: u64, size: u64) {
+        if self.conns.contains(&conn) {
+            self.out.ipc.push((
+                To::Conn(conn),
+                ServerMsg::Event {
+                    event: Event::Progress { sent, size },
+                },
+            ));
+        }
+    }
+
+    /// An image was saved: tell the prompts and the plugins.
+    pub fn image_received(&mut self, from: String, size: u64, path: String) {
+        self.event(Event::Image { from, size, path });
+    }
+
+    /// A problem the prompts should hear of (a refused image, ...).
+    pub fn report(&mut self, text: String) {
+        self.event(Event::Error { text });
+    }
+
+    /// Where `to` receives, if known.
+    pub fn peer_addr(&self, to: &Handle) -> Option<SocketAddr> {
+        self.peers.get(to).map(|p| p.addr)
+    }
+
+    /// Announces an image of `size` bytes to `addr` (the UDP half of SLCP's IMG).
+    pub fn announce_image(&mut self, addr: SocketAddr, size: u64) {
+        let m = Message::Img {
+            handle: self.me.clone(),
+            size,
+        };
+        self.send_to(addr, &m);
+    }
+
+    /// The sender of an image whose header names `named` and that comes from `ip`: a known peer
+    /// at that address (by name, or by address when the header names us).
+    pub fn image_sender(&self, named: &Handle, ip: IpAddr) -> Result<String, String> {
+        let local = &self.s.local_ips;
+        let same = |a: IpAddr| a == ip || (net::is_local(a, local) && net::is_local(ip, local));
+        if *named != self.me {
+            return match self.peers.get(named) {
+                Some(p) if same(p.addr.ip()) => Ok(named.to_string()),
+                Some(p) => Err(format!("{named} is known at {}, not at {ip}", p.addr)),
+                None => Err(format!("{named} at {ip} is not a known peer")),
+            };
+        }
+        let mut at: Vec<&Handle> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| same(p.addr.ip()))
+            .map(|(h, _)| h)
+            .collect();
+        match (at.pop(), at.is_empty()) {
+            (Some(h), true) => Ok(h.to_string()),
+            (Some(_), false) => Err(format!("several peers at {ip}; cannot tell who sent it")),
+            (None, _) => Err(format!("nobody known at {ip}")),
+        }
+    }
+
     /// Applies what a plugin call produced: its messages are sent; for a command, its lines and
     /// error are the reply; for an event, its lines become notices.
     pub fn plugin_done(&mut self, call: Option<(ConnId, u64)>, out: CallOut) {
@@ -257,6 +325,7 @@ impl Chat {
             }
         }
         match call {
+            Some(_) if out.deferred && out.error.is_none() => {}
             Some((conn, id)) => {
                 let r = match out.error {
                     Some(e) => Err(e),
@@ -432,14 +501,26 @@ impl Chat {
             Event::Handle { handle } => Some(PluginEvent::SelfHandle {
                 handle: handle.clone(),
             }),
-            Event::Clash { .. } | Event::Notice { .. } | Event::Error { .. } => None,
+            Event::Image { from, size, path } => Some(PluginEvent::ImageReceived {
+                from: from.clone(),
+                path: path.clone(),
+                size: *size,
+            }),
+            Event::Clash { .. }
+            | Event::Progress { .. }
+            | Event::Notice { .. }
+            | Event::Error { .. } => None,
         };
         self.out.plugin_events.extend(pe);
         if self.conns.is_empty() {
             // Only messages are worth keeping for later; presence is stale by then.
             if matches!(
                 e,
-                Event::Message { .. } | Event::Clash { .. } | Event::Notice { .. }
+                Event::Message { .. }
+                    | Event::Image { .. }
+                    | Event::Clash { .. }
+                    | Event::Notice { .. }
+                    | Event::Error { .. }
             ) {
                 if self.backlog.len() >= self.s.backlog {
                     self.backlog.pop_front();
@@ -884,7 +965,11 @@ impl Chat {
             }
             Message::Img { handle, size } => {
                 let from = self.sender(&handle, src);
-                info!("{from} announced an image of {size} bytes; images are not received yet");
+                debug!("{from} announced an image of {size} bytes");
+                self.out.img_announced.push((src.ip(), from.clone(), size));
+                self.out
+                    .plugin_events
+                    .push(PluginEvent::ImageAnnounced { from, size });
             }
             Message::Who => debug!("ignored WHO from {src}: clients do not answer WHO"),
         }

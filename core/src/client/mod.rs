@@ -5,6 +5,7 @@
 //! WRITABLE, and the poll timeout is the earliest deadline the chat logic has.
 
 pub mod chat;
+pub mod transfer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -21,12 +22,14 @@ use signal_hook_mio::v1_0::Signals;
 use crate::codec::Handle;
 use crate::ipc::{self, Auth, Request, RuntimeInfo, ServerMsg};
 use crate::net;
-use crate::plugin::{CallEnv, CallOut, PluginHost};
+use crate::plugin::{Ask, CallEnv, CallOut, PluginHost};
 use chat::{Chat, ConnId, Settings, To};
+use transfer::{Outcome, Transfers};
 
 const UDP: Token = Token(0);
 const IPC: Token = Token(1);
 const SIGNALS: Token = Token(2);
+const IMAGES: Token = Token(3);
 const FIRST_CONN: usize = 16;
 /// A REPL that lets this much output pile up unread is dropped rather than grow memory.
 const MAX_PENDING_OUTPUT: usize = 16 << 20;
@@ -70,6 +73,12 @@ pub struct Options {
     pub auto_away: Option<Duration>,
     /// Where the runtime file (IPC port and token) goes.
     pub runtime_file: PathBuf,
+    /// Where received images are saved.
+    pub imagepath: PathBuf,
+    /// The largest image received.
+    pub max_image_bytes: u64,
+    /// How long a transfer may stall.
+    pub transfer_timeout: Duration,
 }
 
 /// Why the client could not run.
@@ -110,7 +119,7 @@ pub fn run(
     mut setup: PluginSetup,
     ready: impl FnOnce(&RuntimeInfo),
 ) -> Result<(), ClientError> {
-    let (port, udp_std, _image_listener) = net::bind_port_pair(opts.ports.0, opts.ports.1)?;
+    let (port, udp_std, image_std) = net::bind_port_pair(opts.ports.0, opts.ports.1)?;
     let ipc_std = net::bind_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
         .map_err(io_err("binding the IPC port on 127.0.0.1"))?;
     let ipc_port = ipc_std
@@ -131,12 +140,14 @@ pub fn run(
     let poll = Poll::new().map_err(io_err("creating the poll"))?;
     let mut udp = UdpSocket::from_std(udp_std);
     let mut ipc_listener = TcpListener::from_std(ipc_std);
+    let mut image_listener = TcpListener::from_std(image_std);
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(io_err("installing signal handlers"))?;
     let reg = poll.registry();
     reg.register(&mut udp, UDP, Interest::READABLE)
         .and_then(|_| reg.register(&mut ipc_listener, IPC, Interest::READABLE))
         .and_then(|_| reg.register(&mut signals, SIGNALS, Interest::READABLE))
+        .and_then(|_| reg.register(&mut image_listener, IMAGES, Interest::READABLE))
         .map_err(io_err("registering sockets"))?;
 
     let broadcast = net::broadcast_targets(&opts.broadcast, opts.interfaces);
@@ -172,6 +183,11 @@ pub fn run(
         next_conn: FIRST_CONN,
         plugins,
         setup,
+        transfers: Transfers::new(
+            opts.imagepath.clone(),
+            opts.max_image_bytes,
+            opts.transfer_timeout,
+        ),
     };
     shell.flush(&mut chat);
     ready(&info);
@@ -180,9 +196,16 @@ pub fn run(
     let mut buf = vec![0u8; 65_536];
     let mut quit = false;
     while !quit {
-        let timeout = chat
-            .next_deadline()
-            .saturating_duration_since(Instant::now());
+        let mut deadline = chat.next_deadline();
+        if let Some(t) = shell.transfers.next_deadline() {
+            deadline = deadline.min(t);
+        }
+        // Work left over from a transfer's turn: look at the sockets, but do not wait.
+        let timeout = if shell.transfers.busy() {
+            Duration::ZERO
+        } else {
+            deadline.saturating_duration_since(Instant::now())
+        };
         if let Err(e) = shell.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -200,6 +223,12 @@ pub fn run(
                     }
                 }
                 IPC => shell.accept(&mut ipc_listener),
+                IMAGES => shell.transfers.accept(
+                    &mut image_listener,
+                    shell.poll.registry(),
+                    Instant::now(),
+                ),
+                t if Transfers::owns(t) => shell.transfers.readiness(t),
                 SIGNALS => {
                     for sig in signals.pending() {
                         info!("signal {sig}: leaving");
@@ -209,7 +238,9 @@ pub fn run(
                 Token(t) => shell.conn_event(&mut chat, t, &info.token, ev.is_readable()),
             }
         }
-        chat.tick(Instant::now());
+        let now = Instant::now();
+        chat.tick(now);
+        shell.run_transfers(&mut chat, now);
         shell.flush(&mut chat);
         quit |= chat.out.quit;
     }
@@ -243,7 +274,45 @@ fn with_env<T>(chat: &Chat, setup: &mut PluginSetup, f: impl FnOnce(&mut CallEnv
     f(&mut env)
 }
 
+/// The receiving side's questions, answered from the chat and the plugins.
+struct ShellPolicy<'a> {
+    chat: &'a Chat,
+    plugins: &'a mut PluginHost,
+    setup: &'a mut PluginSetup,
+}
+
+impl transfer::Policy for ShellPolicy<'_> {
+    fn sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
+        self.chat.image_sender(named, ip)
+    }
+
+    fn offer(&mut self, from: &str, size: u64) -> Result<(), String> {
+        let plugins = &mut *self.plugins;
+        match with_env(self.chat, self.setup, |env| {
+            plugins.ask(Ask::ImageOffer { from, size }, env)
+        }) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e),
+            None => Err(
+                "no plugin receives images (is the img plugin installed? PLUGINS lists them)"
+                    .into(),
+            ),
+        }
+    }
+
+    fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String> {
+        let plugins = &mut *self.plugins;
+        match with_env(self.chat, self.setup, |env| {
+            plugins.ask(Ask::ImageName { from, size, head }, env)
+        }) {
+            Some(r) => r,
+            None => Err("no plugin names images".into()),
+        }
+    }
+}
+
 struct Shell {
+    transfers: Transfers,
     plugins: PluginHost,
     setup: PluginSetup,
     poll: Poll,
@@ -419,6 +488,67 @@ impl Shell {
         }
     }
 
+    /// Runs the transfers that are ready or due and applies their outcomes to the chat.
+    fn run_transfers(&mut self, chat: &mut Chat, now: Instant) {
+        for (ip, from, size) in std::mem::take(&mut chat.out.img_announced) {
+            self.transfers.announce(ip, &from, size, now);
+        }
+        let mut outcomes = {
+            let mut policy = ShellPolicy {
+                chat,
+                plugins: &mut self.plugins,
+                setup: &mut self.setup,
+            };
+            self.transfers.run(self.poll.registry(), &mut policy, now)
+        };
+        outcomes.extend(self.transfers.tick(self.poll.registry(), now));
+        for o in outcomes {
+            match o {
+                Outcome::Progress { reply, sent, size } => chat.progress(reply.0, sent, size),
+                Outcome::Sent { reply, line } => {
+                    chat.finish_command(reply.0, reply.1, Ok(vec![line]))
+                }
+                Outcome::SendFailed { reply, error } => {
+                    chat.finish_command(reply.0, reply.1, Err(error))
+                }
+                Outcome::Received { from, size, path } => {
+                    chat.image_received(from, size, path.display().to_string())
+                }
+                Outcome::RecvFailed { error } => chat.report(error),
+            }
+        }
+    }
+
+    /// Starts the image sends a plugin asked for; the command's reply waits for the transfer.
+    fn start_images(&mut self, chat: &mut Chat, call: Option<(ConnId, u64)>, out: &mut CallOut) {
+        for (to, path, size) in std::mem::take(&mut out.images) {
+            let Some(addr) = chat.peer_addr(&to) else {
+                out.error = Some(format!("nobody called {to} is here; WHO lists who is"));
+                continue;
+            };
+            // A send's outcome needs someone to tell; one started by an event has nobody.
+            let Some(reply) = call else {
+                warn!("a plugin sent an image outside a command; ignored");
+                continue;
+            };
+            chat.announce_image(addr, size);
+            let me = chat.handle().clone();
+            match self.transfers.start_send(
+                self.poll.registry(),
+                addr,
+                &me,
+                to.as_str(),
+                &path,
+                size,
+                reply,
+                Instant::now(),
+            ) {
+                Ok(()) => out.deferred = true,
+                Err(e) => out.error = Some(e),
+            }
+        }
+    }
+
     /// Gives the plugins their commands and events until none are left; what they do goes back
     /// into the chat (a plugin's MSG causes no event, so this ends).
     fn plugin_work(&mut self, chat: &mut Chat) {
@@ -429,7 +559,8 @@ impl Shell {
                 return;
             }
             for e in events {
-                let out = with_env(chat, &mut self.setup, |env| self.plugins.event(&e, env));
+                let mut out = with_env(chat, &mut self.setup, |env| self.plugins.event(&e, env));
+                self.start_images(chat, None, &mut out);
                 chat.plugin_done(None, out);
             }
             for (conn, id, word, args) in calls {
@@ -440,6 +571,8 @@ impl Shell {
                     error: Some(format!("no plugin provides {word}")),
                     ..CallOut::default()
                 });
+                let mut out = out;
+                self.start_images(chat, Some((conn, id)), &mut out);
                 chat.plugin_done(Some((conn, id)), out);
             }
         }

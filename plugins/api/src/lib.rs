@@ -105,6 +105,34 @@ pub mod status {
     pub const PANIC: i32 = 2;
     /// A string was not UTF-8 or a pointer was null.
     pub const BAD_INPUT: i32 = 3;
+    /// `on_query`: this plugin does not answer that query.
+    pub const NOT_MINE: i32 = 4;
+}
+
+/// Query kinds for `on_query`, as `u32` on the wire.
+pub mod query_kind {
+    /// May this image be received? `handle` = sender, `size`. Answer OK to accept, ERROR (with
+    /// the reason) to refuse.
+    pub const IMAGE_OFFER: u32 = 1;
+    /// The file name for a received image: `handle` = sender, `size`, `bytes` = its first bytes
+    /// (up to 16). Answer OK with the name.
+    pub const IMAGE_NAME: u32 = 2;
+}
+
+/// A question the host asks plugins, borrowed for the duration of `on_query`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct QueryC {
+    /// One of [`query_kind`].
+    pub kind: u32,
+    /// The handle it is about.
+    pub handle: RStr,
+    /// A size in bytes.
+    pub size: u64,
+    /// Raw bytes, by kind.
+    pub bytes: *const u8,
+    /// How many.
+    pub nbytes: usize,
 }
 
 /// One command a plugin provides.
@@ -176,6 +204,15 @@ pub struct HostApi {
         sink: *mut c_void,
         put: SinkFn,
     ) -> i32,
+    /// Sends the image file at `path` to `to` (UDP announcement, then TCP); the command's outcome
+    /// is reported when the transfer ends. The reason of a refusal is given to `sink`.
+    pub send_image: extern "C" fn(
+        ctx: *mut c_void,
+        to: RStr,
+        path: RStr,
+        sink: *mut c_void,
+        put: SinkFn,
+    ) -> i32,
 }
 
 /// What `slcp_plugin_v1` returns.
@@ -200,6 +237,15 @@ pub struct PluginDecl {
         extern "C" fn(inst: *mut c_void, host: *const HostApi, word: RStr, args: RStr) -> i32,
     /// Takes an event.
     pub on_event: extern "C" fn(inst: *mut c_void, host: *const HostApi, ev: *const EventC) -> i32,
+    /// Answers a query ([`query_kind`]): [`status::OK`] with the answer given to `sink`,
+    /// [`status::ERROR`] with a reason, or [`status::NOT_MINE`].
+    pub on_query: extern "C" fn(
+        inst: *mut c_void,
+        host: *const HostApi,
+        q: *const QueryC,
+        sink: *mut c_void,
+        put: SinkFn,
+    ) -> i32,
     /// Drops an instance made by `create`.
     pub destroy: extern "C" fn(inst: *mut c_void),
 }
@@ -289,6 +335,27 @@ pub enum Event<'a> {
     },
 }
 
+/// A question the host asks plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query<'a> {
+    /// May this image be received? Answer `Ok(_)` to accept, `Err(reason)` to refuse.
+    ImageOffer {
+        /// Sender.
+        from: &'a str,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// The file name for a received image (the host saves it in `imagepath`).
+    ImageName {
+        /// Sender.
+        from: &'a str,
+        /// Size in bytes.
+        size: u64,
+        /// Its first bytes (up to 16), for the magic number.
+        head: &'a [u8],
+    },
+}
+
 /// Log levels for [`Host::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -371,6 +438,19 @@ impl<'a> Host<'a> {
         self.get("away").as_deref() == Some("true")
     }
 
+    /// Sends the image file at `path` to `to`; the command's outcome is reported when the
+    /// transfer ends (size, time and rate, or why it failed).
+    pub fn send_image(&self, to: &str, path: &str) -> Result<(), String> {
+        let (code, why) = self.fetch(|sink, put| {
+            (self.api.send_image)(self.api.ctx, RStr::new(to), RStr::new(path), sink, put)
+        });
+        if code == status::OK {
+            Ok(())
+        } else {
+            Err(why.unwrap_or_else(|| format!("cannot send {path} to {to}")))
+        }
+    }
+
     /// Sets config `key` to `value` (TOML syntax, e.g. `"\"text\""`) and saves the config file.
     pub fn set_config(&self, key: &str, value: &str) -> Result<(), String> {
         let (code, why) = self.fetch(|sink, put| {
@@ -403,6 +483,8 @@ pub fn toml_string(s: &str) -> String {
     out
 }
 
+pub mod names;
+
 /// What a plugin implements. The host calls it on the client's event-loop thread only.
 pub trait Plugin: Sized + 'static {
     /// The plugin's name, e.g. `autoreply`.
@@ -422,6 +504,12 @@ pub trait Plugin: Sized + 'static {
     /// Takes an event. The default ignores it.
     fn event(&mut self, host: &Host<'_>, event: &Event<'_>) {
         let _ = (host, event);
+    }
+
+    /// Answers a query; `None` (the default) leaves it to other plugins.
+    fn query(&mut self, host: &Host<'_>, query: &Query<'_>) -> Option<Result<String, String>> {
+        let _ = (host, query);
+        None
     }
 }
 
@@ -479,6 +567,7 @@ pub fn declaration<P: Plugin>(slot: &'static OnceLock<Declaration>, abi: u32) ->
                 create: create::<P>,
                 on_command: on_command::<P>,
                 on_event: on_event::<P>,
+                on_query: on_query::<P>,
                 destroy: destroy::<P>,
             },
             _commands: commands,
@@ -582,6 +671,62 @@ extern "C" fn on_event<P: Plugin>(
                 Level::Error,
                 &format!("{} panicked on an event: {}", P::NAME, panic_text(&*p)),
             );
+            status::PANIC
+        }
+    }
+}
+
+extern "C" fn on_query<P: Plugin>(
+    inst: *mut c_void,
+    host: *const HostApi,
+    q: *const QueryC,
+    sink: *mut c_void,
+    put: SinkFn,
+) -> i32 {
+    // SAFETY: the host passes the HostApi and the query valid for this call.
+    let (host, q) = match unsafe { (Host::from_raw(host), q.as_ref()) } {
+        (Some(h), Some(q)) => (h, q),
+        _ => return status::BAD_INPUT,
+    };
+    // SAFETY: the query's string is valid for this call.
+    let Some(handle) = (unsafe { q.handle.to_str() }) else {
+        return status::BAD_INPUT;
+    };
+    let head: &[u8] = if q.nbytes == 0 || q.bytes.is_null() {
+        &[]
+    } else {
+        // SAFETY: `bytes` points to `nbytes` readable bytes for this call.
+        unsafe { std::slice::from_raw_parts(q.bytes, q.nbytes) }
+    };
+    let query = match q.kind {
+        query_kind::IMAGE_OFFER => Query::ImageOffer {
+            from: handle,
+            size: q.size,
+        },
+        query_kind::IMAGE_NAME => Query::ImageName {
+            from: handle,
+            size: q.size,
+            head,
+        },
+        _ => return status::NOT_MINE,
+    };
+    // SAFETY: as in `on_command`.
+    let Some(plugin) = (unsafe { (inst as *mut P).as_mut() }) else {
+        return status::BAD_INPUT;
+    };
+    match catch_unwind(AssertUnwindSafe(|| plugin.query(&host, &query))) {
+        Ok(None) => status::NOT_MINE,
+        Ok(Some(Ok(answer))) => {
+            put(sink, RStr::new(&answer));
+            status::OK
+        }
+        Ok(Some(Err(why))) => {
+            put(sink, RStr::new(&why));
+            status::ERROR
+        }
+        Err(p) => {
+            let why = format!("{} panicked on a query: {}", P::NAME, panic_text(&*p));
+            host.log(Level::Error, &why);
             status::PANIC
         }
     }

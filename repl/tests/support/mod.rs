@@ -443,6 +443,8 @@ pub fn workspace_plugin(name: &str) -> PathBuf {
                 "slcp-plugin-autoreply",
                 "-p",
                 "slcp-plugin-dice",
+                "-p",
+                "slcp-plugin-img",
                 "--target-dir",
                 t.to_str().unwrap(),
             ],
