@@ -116,6 +116,33 @@ pub static KEYS: &[Key] = &[
         show: |c| c.interfaces.to_string(),
     },
     Key {
+        name: "interface",
+        doc: "Broadcast only on this interface (e.g. \"eth0\"); empty: on every up IPv4 interface.",
+        apply: |c, r| {
+            let s = text(r)
+                .filter(|s| s.len() <= 15 && !s.contains(['/', ' ']))
+                .ok_or_else(|| "an interface name such as \"eth0\", or \"\" for all".to_string())?;
+            c.interface = s;
+            Ok(())
+        },
+        show: |c| toml_str(&c.interface),
+    },
+    Key {
+        name: "peers",
+        doc: "Hosts (IP addresses) whose discovery gets your JOIN, LEAVE, WHO, AWAY and BACK\n\
+              directly, for networks that drop broadcast.",
+        apply: |c, r| {
+            c.peers = list(r)
+                .and_then(|v| v.iter().map(|s| s.parse::<IpAddr>().ok()).collect())
+                .ok_or_else(|| "a list of IP addresses, e.g. [\"192.168.1.20\"]".to_string())?;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c.peers.iter().map(|a| toml_str(&a.to_string())).collect();
+            format!("[{}]", v.join(", "))
+        },
+    },
+    Key {
         name: "plugin_dir",
         doc: "Folders searched for plugins, before the folder of the slcp executable.",
         apply: |c, r| {

@@ -89,6 +89,11 @@ pub struct Config {
     pub broadcast: Vec<IpAddr>,
     /// Whether to broadcast on every up IPv4 interface as well.
     pub interfaces: bool,
+    /// Only this interface's broadcast address (empty: every interface).
+    pub interface: String,
+    /// Hosts whose discovery gets JOIN/LEAVE/WHO/AWAY/BACK directly (networks that drop
+    /// broadcast).
+    pub peers: Vec<IpAddr>,
     /// Folders searched for plugins before the executable's own folder.
     pub plugin_dir: Vec<PathBuf>,
     /// The largest image accepted, in bytes.
@@ -223,6 +228,8 @@ impl Config {
             imagepath: paths::default_imagepath(),
             broadcast: vec!["127.255.255.255".parse().unwrap()],
             interfaces: true,
+            interface: String::new(),
+            peers: Vec::new(),
             plugin_dir: Vec::new(),
             max_image_bytes: 64 << 20,
             transfer_timeout: Duration::from_secs(30),

@@ -46,6 +46,8 @@ autoreply = "brb"
 imagepath = "/tmp/imgs"
 broadcast = ["127.0.0.1", "10.0.0.255"]
 interfaces = false
+interface = "eth1"
+peers = ["10.1.2.3"]
 plugin_dir = ["/opt/slcp/plugins"]
 max_image_bytes = 1024
 transfer_timeout = 2.5
@@ -73,6 +75,8 @@ history_size = 7
     assert_eq!(c.imagepath, PathBuf::from("/tmp/imgs"));
     assert_eq!(c.broadcast.len(), 2);
     assert!(!c.interfaces);
+    assert_eq!(c.interface, "eth1");
+    assert_eq!(c.peers, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
     assert_eq!(c.plugin_dir, vec![PathBuf::from("/opt/slcp/plugins")]);
     assert_eq!(c.max_image_bytes, 1024);
     assert_eq!(c.transfer_timeout, Duration::from_millis(2500));

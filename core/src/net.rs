@@ -94,13 +94,14 @@ pub fn interfaces() -> Vec<Interface> {
 }
 
 /// Where broadcasts go: the configured addresses, then (with `use_interfaces`) the broadcast
-/// address of every non-loopback IPv4 interface; no address twice.
-pub fn broadcast_targets(configured: &[IpAddr], use_interfaces: bool) -> Vec<IpAddr> {
+/// address of every non-loopback IPv4 interface that is up (only `pin`'s when it is not empty);
+/// no address twice. Static peers are simply more targets (unicast).
+pub fn broadcast_targets(configured: &[IpAddr], use_interfaces: bool, pin: &str) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     let iface: Vec<IpAddr> = if use_interfaces {
         interfaces()
             .into_iter()
-            .filter(|i| !i.loopback)
+            .filter(|i| !i.loopback && (pin.is_empty() || i.name == pin))
             .filter_map(|i| i.broadcast.map(IpAddr::V4))
             .collect()
     } else {

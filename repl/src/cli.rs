@@ -55,6 +55,8 @@ pub enum Command {
     Client,
     /// Open the prompt on the client that runs for your handle
     Repl,
+    /// Check the network: interfaces, broadcast addresses, discoveries that answer, what is blocked
+    Doctor,
     /// List the plugins found (name, version, file, commands) and the files that failed to load
     Plugins,
     /// Print the effective configuration, each key with where its value came from

@@ -1,6 +1,7 @@
 //! The `slcp` binary: parses the command line and runs the part asked for.
 
 mod cli;
+mod doctor;
 mod launcher;
 mod repl;
 
@@ -78,8 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 handle: c.handle.clone(),
                 ports: (c.port.low, c.port.high),
                 whoisport: c.whoisport,
-                broadcast: c.broadcast.clone(),
+                broadcast: c.broadcast.iter().chain(&c.peers).copied().collect(),
                 interfaces: c.interfaces,
+                interface: c.interface.clone(),
                 heartbeat: c.heartbeat,
                 expiry: c.expiry,
                 who_wait: c.who_wait,
@@ -105,6 +107,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ))
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Doctor) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            let report = doctor::run(&c);
+            print_stdout(&(report.lines.join("\n") + "\n"))?;
+            Ok(if report.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(Command::Plugins) => {
             let Loaded { config: c, .. } = cli.load_config()?;

@@ -33,12 +33,20 @@ const EVENT_QUEUE: usize = 10_000;
 
 /// Commands the prompt runs itself.
 fn local_commands() -> Vec<CommandInfo> {
-    vec![CommandInfo {
-        word: "WAIT".into(),
-        usage: "WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]".into(),
-        help: "wait for an event (peer: until the handle is known); default 10 seconds".into(),
-        args: vec![ArgKind::Text, ArgKind::Handle, ArgKind::Text],
-    }]
+    vec![
+        CommandInfo {
+            word: "DOCTOR".into(),
+            usage: "DOCTOR".into(),
+            help: "check the network: interfaces, discoveries that answer, what is blocked".into(),
+            args: vec![],
+        },
+        CommandInfo {
+            word: "WAIT".into(),
+            usage: "WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]".into(),
+            help: "wait for an event (peer: until the handle is known); default 10 seconds".into(),
+            args: vec![ArgKind::Text, ArgKind::Handle, ArgKind::Text],
+        },
+    ]
 }
 
 /// State the reader thread and the prompt share.
@@ -257,6 +265,7 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode
     let (tx, rx) = mpsc::channel();
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
     let mut session = Session {
+        cfg: cfg.clone(),
         writer,
         done: rx,
         shared: shared.clone(),
@@ -273,6 +282,7 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode
 }
 
 struct Session {
+    cfg: Config,
     writer: TcpStream,
     done: Receiver<Outcome>,
     shared: Arc<Shared>,
@@ -301,6 +311,17 @@ impl Session {
             .map(|(w, r)| (w, r.trim()))
             .unwrap_or((body, ""));
         let word = word.to_ascii_uppercase();
+        if word == "DOCTOR" {
+            let report = crate::doctor::run(&self.cfg);
+            for l in &report.lines {
+                self.print(l);
+            }
+            return if report.problems == 0 {
+                Step::Ok
+            } else {
+                Step::Failed
+            };
+        }
         if word == "WAIT" {
             return match self.wait(rest) {
                 Ok(()) => Step::Ok,

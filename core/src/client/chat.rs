@@ -233,6 +233,15 @@ impl Chat {
         &self.me
     }
 
+    /// Replaces the broadcast targets and this host's addresses (interfaces come and go).
+    pub fn set_network(&mut self, broadcast: Vec<IpAddr>, local_ips: Vec<Ipv4Addr>) {
+        if broadcast != self.s.broadcast {
+            info!("broadcast targets now {broadcast:?}");
+        }
+        self.s.broadcast = broadcast;
+        self.s.local_ips = local_ips;
+    }
+
     /// Whether we said AWAY.
     pub fn is_away(&self) -> bool {
         self.away

@@ -61,6 +61,8 @@ pub struct Options {
     pub broadcast: Vec<IpAddr>,
     /// Also broadcast on every up IPv4 interface.
     pub interfaces: bool,
+    /// Only this interface (empty: all).
+    pub interface: String,
     /// Heartbeat interval.
     pub heartbeat: Duration,
     /// Peer expiry.
@@ -150,7 +152,7 @@ pub fn run(
         .and_then(|_| reg.register(&mut image_listener, IMAGES, Interest::READABLE))
         .map_err(io_err("registering sockets"))?;
 
-    let broadcast = net::broadcast_targets(&opts.broadcast, opts.interfaces);
+    let broadcast = net::broadcast_targets(&opts.broadcast, opts.interfaces, &opts.interface);
     info!(
         "{} on UDP/TCP port {port}, IPC 127.0.0.1:{ipc_port}, broadcast to {broadcast:?}:{}",
         opts.handle, opts.whoisport
@@ -192,6 +194,8 @@ pub fn run(
     shell.flush(&mut chat);
     ready(&info);
 
+    // Interfaces come and go (a laptop joins Wi-Fi, a link goes down): look again now and then.
+    let mut next_net_check = Instant::now() + opts.heartbeat;
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 65_536];
     let mut quit = false;
@@ -239,6 +243,13 @@ pub fn run(
             }
         }
         let now = Instant::now();
+        if now >= next_net_check {
+            next_net_check = now + opts.heartbeat;
+            chat.set_network(
+                net::broadcast_targets(&opts.broadcast, opts.interfaces, &opts.interface),
+                net::local_addresses(),
+            );
+        }
         chat.tick(now);
         shell.run_transfers(&mut chat, now);
         shell.flush(&mut chat);

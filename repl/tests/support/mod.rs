@@ -293,6 +293,18 @@ pub struct Ipc {
 }
 
 impl Ipc {
+    /// Wraps an attached client and its hello.
+    pub fn new(c: IpcClient, hello: ServerMsg) -> Ipc {
+        let ServerMsg::Hello { peers, .. } = &hello else {
+            panic!("{hello:?}")
+        };
+        Ipc {
+            peers: peers.clone(),
+            c,
+            events: Vec::new(),
+        }
+    }
+
     /// Runs a command; returns its lines or its error.
     pub fn cmd(&mut self, line: &str) -> Result<Vec<String>, String> {
         let id = self.c.send(line).unwrap();

@@ -1,0 +1,564 @@
+//! A real LAN: hosts in network namespaces joined by a bridge (repl/tests/netns/harness.sh), each
+//! with its own discovery and users, default config (interface broadcast). Root required; where
+//! namespaces cannot be made these tests fail loudly, unless SLCP_SKIP_NETNS=1 says to skip.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use slcp_core::ipc::{Event, IpcClient, RuntimeInfo};
+use support::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn harness() -> PathBuf {
+    workspace().join("repl/tests/netns/harness.sh")
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(harness())
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+/// Whether the LAN tests can run; panics (fails) when they cannot unless skipping was asked for.
+fn netns_available() -> bool {
+    match sh(&["check"]) {
+        Ok(()) => true,
+        Err(why) if std::env::var("SLCP_SKIP_NETNS").as_deref() == Ok("1") => {
+            eprintln!("\n!!! SKIPPING the multi-host LAN test: {why}!!! (SLCP_SKIP_NETNS=1)\n");
+            false
+        }
+        Err(why) => panic!(
+            "the multi-host LAN tests need network namespaces: {why}run as root, or set SLCP_SKIP_NETNS=1 to skip them"
+        ),
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns` (sockets made there stay there).
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+struct Host {
+    ns: String,
+    home: PathBuf,
+    discovery: Option<Child>,
+    clients: HashMap<String, Child>,
+}
+
+/// A set of namespace hosts, torn down on drop even when the test fails.
+struct Net {
+    name: String,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    hosts: Vec<Host>,
+    extra: String,
+}
+
+impl Net {
+    fn new(n: usize, extra: &str) -> Net {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "slcp{}n{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&["down", &name]).unwrap();
+        sh(&["up", &name, &n.to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // One copy of slcp with the img plugin beside it, for every host.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        if std::fs::hard_link(BIN, bin.join("slcp")).is_err() {
+            std::fs::copy(BIN, bin.join("slcp")).unwrap();
+        }
+        std::fs::copy(workspace_plugin("img"), bin.join("libslcp_plugin_img.so")).unwrap();
+        let mut net = Net {
+            hosts: Vec::new(),
+            bin: bin.join("slcp"),
+            dir,
+            name,
+            extra: extra.into(),
+        };
+        for i in 1..=n {
+            net.add_host_entry(i);
+        }
+        net
+    }
+
+    fn add_host_entry(&mut self, i: usize) {
+        let home = self.dir.path().join(format!("h{i}"));
+        std::fs::create_dir_all(&home).unwrap();
+        self.hosts.push(Host {
+            ns: format!("{}-h{i}", self.name),
+            home,
+            discovery: None,
+            clients: HashMap::new(),
+        });
+    }
+
+    fn cmd(&self, h: usize, args: &[&str]) -> Command {
+        let host = &self.hosts[h - 1];
+        let home = host.home.display().to_string();
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &host.ns, "env", "-i"])
+            .arg(format!(
+                "PATH={}",
+                std::env::var("PATH").unwrap_or_default()
+            ))
+            .arg(format!("HOME={home}"))
+            .arg(format!("XDG_RUNTIME_DIR={home}/run"))
+            .arg(format!("XDG_STATE_HOME={home}/state"))
+            .arg(format!("XDG_CONFIG_HOME={home}/config"))
+            .arg("SLCP_LOG=debug")
+            .arg(&self.bin)
+            .args(args);
+        c
+    }
+
+    fn config(&self, h: usize, handle: &str, more: &str) -> PathBuf {
+        let host = &self.hosts[h - 1];
+        let p = host.home.join(format!("{handle}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nimagepath = \"{}\"\n{}\n{more}\n",
+                host.home.join(format!("img-{handle}")).display(),
+                self.extra
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn spawn_ready(&self, h: usize, args: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.hosts[h - 1].home.join(log)).unwrap();
+        let mut child = self
+            .cmd(h, args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        assert!(
+            line_within(out, 10 * S).is_some(),
+            "slcp {args:?} on host {h} did not get ready"
+        );
+        child
+    }
+
+    fn start_discovery(&mut self, h: usize) {
+        let cfg = self.config(h, "discovery", "");
+        let c = self.spawn_ready(
+            h,
+            &["discovery", "--config", cfg.to_str().unwrap()],
+            "discovery.log",
+        );
+        self.hosts[h - 1].discovery = Some(c);
+    }
+
+    fn kill_discovery(&mut self, h: usize) {
+        if let Some(mut c) = self.hosts[h - 1].discovery.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn start_client(&mut self, h: usize, handle: &str, more: &str) {
+        let cfg = self.config(h, handle, more);
+        let c = self.spawn_ready(
+            h,
+            &["client", "--config", cfg.to_str().unwrap()],
+            &format!("client-{handle}.log"),
+        );
+        self.hosts[h - 1].clients.insert(handle.into(), c);
+    }
+
+    fn kill_client(&mut self, h: usize, handle: &str) {
+        if let Some(mut c) = self.hosts[h - 1].clients.remove(handle) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn ipc(&self, h: usize, handle: &str) -> Ipc {
+        let host = &self.hosts[h - 1];
+        let info = RuntimeInfo::read(&RuntimeInfo::path(&host.home.join("run/slcp"), handle))
+            .unwrap()
+            .expect("runtime file");
+        let (c, hello) = in_ns(&host.ns, move || {
+            IpcClient::attach(info.ipc_port, &info.token).unwrap()
+        });
+        Ipc::new(c, hello)
+    }
+
+    /// The handles host `h`'s discovery lists, asked from inside that host.
+    fn discovery_table(&self, h: usize) -> Vec<String> {
+        in_ns(&self.hosts[h - 1].ns, || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.send_to(b"WHO\n", "127.0.0.1:4000").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut out = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = s.recv(&mut buf) {
+                if let Ok(slcp_core::Message::KnowUsers(e)) = slcp_core::codec::decode(&buf[..n]) {
+                    out.extend(e.into_iter().map(|e| e.handle.to_string()));
+                }
+            }
+            out.sort();
+            out
+        })
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            for (_, mut c) in h.clients.drain() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            if let Some(mut c) = h.discovery.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = sh(&["down", &self.name]);
+    }
+}
+
+const USERS: [(usize, &str); 6] = [
+    (1, "ann"),
+    (1, "abe"),
+    (2, "ben"),
+    (2, "bea"),
+    (3, "cat"),
+    (3, "cal"),
+];
+
+/// 3 hosts x 2 users, everyone started; returns the net and an IPC connection per user.
+fn six_users(extra: &str) -> (Net, HashMap<&'static str, Ipc>, Instant) {
+    let mut net = Net::new(3, extra);
+    for h in 1..=3 {
+        net.start_discovery(h);
+    }
+    for (h, u) in USERS {
+        net.start_client(h, u, "");
+    }
+    let last_start = Instant::now();
+    let ipcs = USERS.iter().map(|(h, u)| (*u, net.ipc(*h, u))).collect();
+    (net, ipcs, last_start)
+}
+
+#[test]
+fn three_hosts_see_everyone_and_talk_in_every_direction() {
+    if !netns_available() {
+        return;
+    }
+    let (net, mut ipcs, last_start) = six_users("");
+    for (_, u) in USERS {
+        let others: Vec<&str> = USERS.iter().map(|x| x.1).filter(|x| *x != u).collect();
+        let left = (2 * S).saturating_sub(last_start.elapsed());
+        assert!(
+            ipcs.get_mut(u).unwrap().wait_peers(&others, left),
+            "{u} did not see everyone within 2 s of the last start"
+        );
+    }
+    // Remote users are listed at their LAN address, never 0.0.0.0 or loopback.
+    let who = ipcs.get_mut("ann").unwrap().cmd("WHO").unwrap();
+    for (h, u) in USERS.iter().filter(|(h, _)| *h != 1) {
+        let row = who
+            .iter()
+            .find(|l| l.starts_with(&format!("{u} ")))
+            .unwrap();
+        assert!(row.contains(&format!("10.99.0.{h}:50")), "{row}");
+    }
+    // MSG between every pair, both ways.
+    for (_, from) in USERS {
+        for (_, to) in USERS.iter().filter(|(_, t)| *t != from) {
+            let text = format!("{from} to {to} über das Netz");
+            ipcs.get_mut(from)
+                .unwrap()
+                .cmd(&format!("MSG {to} {text}"))
+                .unwrap();
+            let got = ipcs
+                .get_mut(to)
+                .unwrap()
+                .wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
+            assert_eq!(
+                got,
+                Some(Event::Message {
+                    from: from.into(),
+                    text
+                })
+            );
+        }
+    }
+    // IMG from each host to each other host.
+    let file = net.dir.path().join("pic.png");
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend((0..1_000_000u32).map(|i| (i * 7 % 251) as u8));
+    std::fs::write(&file, &bytes).unwrap();
+    for (from, to) in [
+        ("ann", "ben"),
+        ("ann", "cat"),
+        ("ben", "ann"),
+        ("ben", "cal"),
+        ("cat", "abe"),
+        ("cal", "bea"),
+    ] {
+        let r = ipcs
+            .get_mut(from)
+            .unwrap()
+            .cmd(&format!("IMG {to} {}", file.display()))
+            .unwrap();
+        assert!(r[0].starts_with(&format!("sent pic.png to {to}")), "{r:?}");
+        let got = ipcs
+            .get_mut(to)
+            .unwrap()
+            .wait_event(5 * S, |e| matches!(e, Event::Image { .. }));
+        match got {
+            Some(Event::Image { from: f, path, .. }) => {
+                assert_eq!(f, from);
+                assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            }
+            other => panic!("{from} -> {to}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_restarted_discovery_and_a_killed_client_recover() {
+    if !netns_available() {
+        return;
+    }
+    let (mut net, mut ipcs, _) = six_users("");
+    let all: Vec<String> = {
+        let mut v: Vec<String> = USERS.iter().map(|u| u.1.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert!(
+        ipcs.get_mut("ann")
+            .unwrap()
+            .wait_peers(&["ben", "bea", "cat", "cal", "abe"], 3 * S)
+    );
+    // Host 2's discovery dies and comes back: its table is whole within one heartbeat (0.5 s).
+    net.kill_discovery(2);
+    net.start_discovery(2);
+    let restarted = Instant::now();
+    let mut table = Vec::new();
+    while restarted.elapsed() < Duration::from_millis(900) {
+        table = net.discovery_table(2);
+        if table == all {
+            break;
+        }
+    }
+    assert_eq!(
+        table,
+        all,
+        "not whole {:?} after the restart",
+        restarted.elapsed()
+    );
+    // A client killed with SIGKILL is dropped by everyone once it expires.
+    net.kill_client(2, "bea");
+    for u in ["ann", "abe", "ben", "cat", "cal"] {
+        let gone = ipcs.get_mut(u).unwrap().wait_event(6 * S, |e| {
+            *e == Event::Leave {
+                handle: "bea".into(),
+            }
+        });
+        assert!(gone.is_some(), "{u} never dropped bea");
+    }
+}
+
+#[test]
+fn a_link_that_goes_down_and_up_brings_its_users_back() {
+    if !netns_available() {
+        return;
+    }
+    let (net, mut ipcs, _) = six_users("");
+    let a = ipcs.get_mut("ann").unwrap();
+    assert!(a.wait_peers(&["cat", "cal"], 3 * S));
+    sh(&["link", &net.name, "3", "down"]).unwrap();
+    for u in ["cat", "cal"] {
+        let gone = a.wait_event(6 * S, |e| *e == Event::Leave { handle: u.into() });
+        assert!(
+            gone.is_some(),
+            "ann never dropped {u} while host 3 was cut off"
+        );
+    }
+    sh(&["link", &net.name, "3", "up"]).unwrap();
+    // Nothing restarted: heartbeats bring them back.
+    for u in ["cat", "cal"] {
+        let back = a.wait_event(
+            6 * S,
+            |e| matches!(e, Event::Join { handle, .. } if handle == u),
+        );
+        assert!(
+            back.is_some(),
+            "{u} did not come back after the link came up"
+        );
+    }
+    let c = ipcs.get_mut("cat").unwrap();
+    c.cmd("MSG ann back online").unwrap();
+    let a = ipcs.get_mut("ann").unwrap();
+    assert!(
+        a.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "back online")
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn the_same_handle_on_two_hosts_is_told_and_stays_out() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(2, "");
+    net.start_discovery(1);
+    net.start_discovery(2);
+    net.start_client(1, "sam", "");
+    net.start_client(2, "ted", "");
+    let mut sam1 = net.ipc(1, "sam");
+    assert!(sam1.wait_peers(&["ted"], 3 * S));
+    // A second "sam" on host 2 (same port number: it is another machine).
+    net.start_client(2, "sam", "");
+    let mut sam2 = net.ipc(2, "sam");
+    let clash = sam2.wait_event(3 * S, |e| matches!(e, Event::Clash { .. }));
+    assert_eq!(
+        clash,
+        Some(Event::Clash {
+            handle: "sam".into(),
+            addr: "10.99.0.1:5000".into()
+        })
+    );
+    let status = sam2.cmd("STATUS").unwrap();
+    assert!(
+        status
+            .iter()
+            .any(|l| l == "state     not joined: sam is held by 10.99.0.1:5000"),
+        "{status:?}"
+    );
+    assert_eq!(
+        sam2.cmd("MSG ted hi").unwrap_err(),
+        "you are not in the chat; JOIN first"
+    );
+    // Everyone still has the first sam at host 1; the first sam never heard of a rival.
+    let mut ted = net.ipc(2, "ted");
+    let who = ted.cmd("WHO").unwrap();
+    assert!(
+        who.iter()
+            .any(|l| l.starts_with("sam ") && l.contains("10.99.0.1:5000")),
+        "{who:?}"
+    );
+    assert!(!sam1.events.iter().any(|e| matches!(e, Event::Clash { .. })));
+    // A new handle gets the second one in.
+    assert_eq!(
+        sam2.cmd("HANDLE sammy").unwrap(),
+        vec!["you are now sammy (were sam)"]
+    );
+    assert!(
+        ted.wait_event(
+            3 * S,
+            |e| matches!(e, Event::Join { handle, .. } if handle == "sammy")
+        )
+        .is_some()
+    );
+    sam2.cmd("MSG ted hi from sammy").unwrap();
+    assert!(
+        ted.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "hi from sammy")
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn doctor_tells_which_direction_is_blocked_and_static_peers_fix_another_subnet() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(2, "");
+    // Host 3 sits on the same wire but in another subnet: broadcasts from 10.99.0.0/24 do not
+    // reach it, unicast does (with routes both ways).
+    sh(&["host", &net.name, "3", "10.98.0.3/24"]).unwrap();
+    net.add_host_entry(3);
+    sh(&["route", &net.name, "1", "10.98.0.0/24"]).unwrap();
+    sh(&["route", &net.name, "3", "10.99.0.0/24"]).unwrap();
+    for h in 1..=3 {
+        net.start_discovery(h);
+    }
+    net.start_client(1, "ann", "");
+    // Host 3's user knows host 1 as a static peer: her JOIN reaches host 1's discovery directly.
+    net.start_client(3, "zoe", "peers = [\"10.99.0.1\"]");
+    let mut zoe = net.ipc(3, "zoe");
+    assert!(
+        zoe.wait_peers(&["ann"], 3 * S),
+        "the static peer did not work"
+    );
+    // Host 2's discovery is down, but its user is known (her JOIN reached host 1's discovery).
+    net.start_client(2, "bob", "");
+    net.kill_discovery(2);
+    let mut ann = net.ipc(1, "ann");
+    assert!(ann.wait_peers(&["bob", "zoe"], 3 * S));
+
+    let cfg = net.hosts[0].home.join("ann.toml");
+    let out = net
+        .cmd(1, &["doctor", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("eth0     10.99.0.1       broadcast 10.99.0.255     used"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "JOIN/LEAVE/WHO/AWAY/BACK go to: 127.255.255.255, 10.99.0.255 (UDP port 4000)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("discovery on this host: running"),
+        "{report}"
+    );
+    assert!(report.contains("your client (ann): pid "), "{report}");
+    assert!(
+        report.contains("discovery at 10.99.0.1 answered: 3 user(s): ann, bob, zoe"),
+        "{report}"
+    );
+    assert!(
+        report.contains("PROBLEM: host 10.98.0.3 answers WHO sent to it directly but not our broadcast: our broadcasts do not reach it (another subnet?); add \"10.98.0.3\" to `peers`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("PROBLEM: users at 10.99.0.2 are known, but its discovery does not answer us: it is not running there, or UDP port 4000 is blocked"),
+        "{report}"
+    );
+    assert!(report.contains("2 problem(s) found"), "{report}");
+}
