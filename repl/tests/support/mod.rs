@@ -14,13 +14,20 @@ use slcp_core::ipc::{Event, IpcClient, RuntimeInfo, ServerMsg};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slcp");
 
-/// A port free for UDP and TCP on every address right now.
+/// A port free for UDP and TCP on every address right now, and never handed out before by this
+/// process (the kernel gives a just-released ephemeral port out again).
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let u = UdpSocket::bind("0.0.0.0:0").unwrap();
         let p = u.local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if given.contains(&p) {
+            continue;
+        }
         if TcpListener::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
         {
+            given.push(p);
             return p;
         }
     }

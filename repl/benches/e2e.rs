@@ -1,0 +1,794 @@
+//! End-to-end benchmarks of real `slcp` processes on loopback, each figure beside a baseline
+//! measured by this program in the same run: `cargo bench --bench e2e` (`-- --big` adds 1 GiB).
+//! Prints a table and writes it to BENCHMARKS.md (keeping the notes below `<!-- notes -->`).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use slcp_core::ipc::{Event, ServerMsg};
+use support::*;
+
+const S: Duration = Duration::from_secs(1);
+
+struct Row {
+    what: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn row(
+    what: &str,
+    value: String,
+    baseline: String,
+    ratio: String,
+    target: &str,
+    met: Option<bool>,
+) -> Row {
+    let r = Row {
+        what: what.into(),
+        value,
+        baseline,
+        ratio,
+        target: target.into(),
+        met,
+    };
+    eprintln!(
+        "  {}: {} (baseline {}, {})",
+        r.what, r.value, r.baseline, r.ratio
+    );
+    r
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
+}
+
+fn quiet_lan(extra: &str) -> Lan {
+    Lan::new(&format!("heartbeat = 30\nexpiry = 90\n{extra}"))
+}
+
+// ---- baselines ------------------------------------------------------------------------------
+
+/// One-way raw UDP on loopback: half the ping-pong round trip, `n` samples.
+fn raw_udp_one_way(n: usize) -> Vec<Duration> {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 600];
+        for _ in 0..n + 100 {
+            let (k, _) = b.recv_from(&mut buf).unwrap();
+            b.send_to(&buf[..k], aa).unwrap();
+        }
+    });
+    let msg = b"MSG alice \"a typical short message\"\n";
+    let mut buf = [0u8; 600];
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        a.send_to(msg, ba).unwrap();
+        a.recv_from(&mut buf).unwrap();
+        if i >= 100 {
+            v.push(t.elapsed() / 2);
+        }
+    }
+    echo.join().unwrap();
+    v
+}
+
+// ---- 1. latency -----------------------------------------------------------------------------
+
+fn latency(rows: &mut Vec<Row>) {
+    eprintln!("MSG latency (10 000 messages)...");
+    let mut lan = quiet_lan("");
+    lan.start_discovery();
+    for u in ["alice", "bob"] {
+        lan.add_user(u);
+        lan.start_client(u);
+    }
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 5 * S));
+    let n = 10_000;
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + 200 {
+        let t = Instant::now();
+        a.c.send(&format!("MSG bob m{i}")).unwrap();
+        loop {
+            match b.c.recv().unwrap() {
+                Some(ServerMsg::Event {
+                    event: Event::Message { .. },
+                }) => break,
+                Some(_) => {}
+                None => panic!("bob closed"),
+            }
+        }
+        if i >= 200 {
+            v.push(t.elapsed());
+        }
+        // alice's reply, already there; read outside the timed part.
+        while !matches!(a.c.recv().unwrap(), Some(ServerMsg::Reply { .. })) {}
+    }
+    let mut raw = raw_udp_one_way(n);
+    let (p50, p99, max) = (
+        pct(&mut v, 0.5),
+        pct(&mut v, 0.99),
+        *v.iter().max().unwrap(),
+    );
+    let (r50, r99, rmax) = (
+        pct(&mut raw, 0.5),
+        pct(&mut raw, 0.99),
+        *raw.iter().max().unwrap(),
+    );
+    let r = p50.as_secs_f64() / r50.as_secs_f64();
+    rows.push(row(
+        "MSG latency p50 (IPC A → IPC B)",
+        us(p50),
+        format!("{} raw UDP one-way", us(r50)),
+        ratio(p50.as_secs_f64(), r50.as_secs_f64()),
+        "≤ 3x",
+        Some(r <= 3.0),
+    ));
+    let r = p99.as_secs_f64() / r99.as_secs_f64();
+    rows.push(row(
+        "MSG latency p99",
+        us(p99),
+        format!("{} raw UDP one-way", us(r99)),
+        ratio(p99.as_secs_f64(), r99.as_secs_f64()),
+        "≤ 5x",
+        Some(r <= 5.0),
+    ));
+    rows.push(row(
+        "MSG latency max",
+        us(max),
+        format!("{} raw UDP one-way", us(rmax)),
+        ratio(max.as_secs_f64(), rmax.as_secs_f64()),
+        "",
+        None,
+    ));
+}
+
+// ---- 2. throughput --------------------------------------------------------------------------
+
+/// alice's request stream and the counters of what came back, kept across trials.
+struct Pipe {
+    w: TcpStream,
+    replies: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+    next_id: u64,
+    broken: bool,
+}
+
+impl Pipe {
+    fn new(lan: &Lan) -> Pipe {
+        let (w, mut ar) = lan.ipc("alice").c.split();
+        let (_bw, mut br) = lan.ipc("bob").c.split();
+        let replies = Arc::new(AtomicU64::new(0));
+        let received = Arc::new(AtomicU64::new(0));
+        let (rc, mc) = (replies.clone(), received.clone());
+        std::thread::spawn(move || {
+            while let Ok(Some(m)) = ar.recv() {
+                if let ServerMsg::Reply { .. } = m {
+                    rc.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            let _keep = _bw;
+            while let Ok(Some(m)) = br.recv() {
+                if let ServerMsg::Event {
+                    event: Event::Message { .. },
+                } = m
+                {
+                    mc.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Pipe {
+            w,
+            replies,
+            received,
+            next_id: 0,
+            broken: false,
+        }
+    }
+
+    /// Sends at `rate` messages/s for `secs`; returns (sent, received by bob).
+    fn run(&mut self, rate: u64, secs: u64) -> (u64, u64) {
+        let (r0, m0) = (
+            self.replies.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        );
+        let t0 = Instant::now();
+        let total = rate * secs;
+        let mut sent = 0u64;
+        let mut batch = Vec::with_capacity(64 * 1024);
+        while sent < total {
+            // Send what is due by now, in one write.
+            let due = ((t0.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+            if due > sent {
+                batch.clear();
+                for _ in sent..due {
+                    let i = self.next_id;
+                    self.next_id += 1;
+                    batch.extend_from_slice(
+                        format!("{{\"id\":{i},\"line\":\"MSG bob m{i}\"}}\n").as_bytes(),
+                    );
+                }
+                if self.w.write_all(&batch).is_err() {
+                    // The client dropped us as a slow reader of its replies (its output cap):
+                    // what bob got by now is all this trial delivers.
+                    eprintln!("    alice's client closed the IPC connection (slow consumer)");
+                    self.broken = true;
+                    sent = due;
+                    break;
+                }
+                sent = due;
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        // Settle: alice has answered every request, and bob's count stopped moving.
+        let end = Instant::now() + 30 * S;
+        let mut last = (u64::MAX, Instant::now());
+        while Instant::now() < end {
+            let got = self.received.load(Ordering::Relaxed) - m0;
+            let answered = self.replies.load(Ordering::Relaxed) - r0;
+            if got != last.0 {
+                last = (got, Instant::now());
+            }
+            // Every request answered (so nothing of this trial is still queued in alice's client),
+            // and bob's count has stopped moving.
+            let quiet = last.1.elapsed() > Duration::from_millis(300);
+            if (answered >= sent || (self.broken && quiet)) && (got >= sent || quiet) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (sent, self.received.load(Ordering::Relaxed) - m0)
+    }
+}
+
+fn throughput(rows: &mut Vec<Row>) {
+    eprintln!("MSG throughput (5 s per trial)...");
+    let mut lan = quiet_lan("");
+    lan.start_discovery();
+    for u in ["alice", "bob"] {
+        lan.add_user(u);
+        lan.start_client(u);
+    }
+    assert!(lan.ipc("alice").wait_peers(&["bob"], 5 * S));
+    let mut pipe = Pipe::new(&lan);
+    let mut ok = 0u64;
+    let mut bad = 0u64;
+    let mut rate = 10_000u64;
+    // Above 160 000/s the bench's own reader of alice's replies (JSON, on a 2-core machine) is
+    // what gives out first, not the chat; the search stops there.
+    const CAP: u64 = 160_000;
+    while bad == 0 && rate <= CAP {
+        let (s, r) = pipe.run(rate, 5);
+        eprintln!("    {rate}/s: {r} of {s}");
+        if r >= s {
+            ok = rate;
+            rate *= 2;
+        } else {
+            bad = rate;
+        }
+    }
+    if bad > 0 {
+        for _ in 0..3 {
+            let mid = (ok + bad) / 2;
+            let (s, r) = pipe.run(mid, 5);
+            eprintln!("    {mid}/s: {r} of {s}");
+            if r >= s { ok = mid } else { bad = mid }
+        }
+    }
+    let (s, r) = pipe.run(ok * 2, 5);
+    let loss = 100.0 * (s - r.min(s)) as f64 / s as f64;
+    rows.push(row(
+        "MSG zero-loss rate A → B (5 s)",
+        format!("{}{ok} msg/s", if ok >= CAP { "≥ " } else { "" }),
+        "—".into(),
+        format!("loss {loss:.1}% at {} msg/s", ok * 2),
+        "≥ 20 000 msg/s",
+        Some(ok >= 20_000),
+    ));
+}
+
+// ---- 3. images ------------------------------------------------------------------------------
+
+fn shm_dir() -> PathBuf {
+    let d = PathBuf::from(format!("/dev/shm/slcp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fill(path: &Path, n: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut left = n - 8;
+    while left > 0 {
+        let k = left.min(block.len());
+        f.write_all(&block[..k]).unwrap();
+        left -= k;
+    }
+    f.flush().unwrap();
+}
+
+/// The same bytes over a plain loopback TCP socket: file → socket → temporary file → rename.
+fn raw_tcp_copy(src: &Path, dir: &Path) -> Duration {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let out_dir = dir.to_owned();
+    let t0 = Instant::now();
+    let rx = std::thread::spawn(move || {
+        let dir = out_dir;
+        let (mut s, _) = l.accept().unwrap();
+        let tmp = dir.join(".raw.part");
+        let mut f = std::fs::File::create(&tmp).unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            f.write_all(&buf[..n]).unwrap();
+        }
+        drop(f);
+        std::fs::rename(&tmp, dir.join("raw.png")).unwrap();
+        t0.elapsed()
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut f = std::fs::File::open(src).unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        s.write_all(&buf[..n]).unwrap();
+    }
+    drop(s);
+    let d = rx.join().unwrap();
+    std::fs::remove_file(dir.join("raw.png")).unwrap();
+    d
+}
+
+fn images(rows: &mut Vec<Row>, big: bool) {
+    eprintln!("Image transfer...");
+    let shm = shm_dir();
+    let imgdir = shm.join("img-bob");
+    let mut lan = quiet_lan("max_image_bytes = 2147483648\ntransfer_timeout = 60");
+    let img = workspace_plugin("img");
+    lan.with_plugins(&[(&img, "libslcp_plugin_img.so")]);
+    lan.start_discovery();
+    lan.add_user("alice");
+    let bob_cfg = lan.add_user("bob");
+    let t = std::fs::read_to_string(&bob_cfg).unwrap();
+    let t: String = t
+        .lines()
+        .filter(|l| !l.starts_with("imagepath"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        &bob_cfg,
+        format!("{t}imagepath = \"{}\"\n", imgdir.display()),
+    )
+    .unwrap();
+    lan.start_client("alice");
+    lan.start_client("bob");
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 5 * S));
+    let mut sizes = vec![256usize << 20];
+    if big {
+        sizes.push(1 << 30);
+    }
+    for size in sizes {
+        let src = shm.join("src.png");
+        fill(&src, size);
+        let raw = raw_tcp_copy(&src, &shm);
+        let t0 = Instant::now();
+        a.c.send(&format!("IMG bob {}", src.display())).unwrap();
+        let got = b.wait_event(120 * S, |e| matches!(e, Event::Image { .. }));
+        let took = t0.elapsed();
+        let Some(Event::Image { path, .. }) = got else {
+            panic!("no image")
+        };
+        std::fs::remove_file(&path).unwrap();
+        while !matches!(a.c.recv().unwrap(), Some(ServerMsg::Reply { .. })) {}
+        let mbs = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
+        let r = mbs(took) / mbs(raw);
+        rows.push(row(
+            &format!("Image {} MiB A → B, tmpfs, incl. rename", size >> 20),
+            format!("{:.0} MB/s", mbs(took)),
+            format!("{:.0} MB/s raw TCP copy", mbs(raw)),
+            ratio(mbs(took), mbs(raw)),
+            "≥ 0.8x",
+            Some(r >= 0.8),
+        ));
+        std::fs::remove_file(&src).unwrap();
+    }
+    // 500 images of 50 KiB, 16 in flight.
+    let small = shm.join("small.png");
+    fill(&small, 50 * 1024);
+    let (mut w, mut ar) = a.c.split();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(Some(m)) = ar.recv() {
+            if let ServerMsg::Reply { error, .. } = m {
+                let _ = tx.send(error);
+            }
+        }
+    });
+    let n = 500;
+    let t0 = Instant::now();
+    let mut inflight = 0;
+    let mut done = 0;
+    let mut next = 0;
+    while done < n {
+        while inflight < 16 && next < n {
+            slcp_core::ipc::send_request(
+                &mut w,
+                10_000 + next as u64,
+                &format!("IMG bob {}", small.display()),
+            )
+            .unwrap();
+            next += 1;
+            inflight += 1;
+        }
+        let e = rx.recv_timeout(30 * S).expect("image reply");
+        assert!(e.is_none(), "{e:?}");
+        inflight -= 1;
+        done += 1;
+    }
+    let took = t0.elapsed();
+    let mut seen = 0;
+    while seen < n {
+        if b.wait_event(10 * S, |e| matches!(e, Event::Image { .. }))
+            .is_none()
+        {
+            break;
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, n, "bob saw {seen} of {n} small images");
+    // Baseline: the same 500 transfers as plain TCP copies, one after the other.
+    let t1 = Instant::now();
+    for _ in 0..n {
+        raw_tcp_copy(&small, &shm);
+    }
+    let raw = t1.elapsed();
+    let rate = n as f64 / took.as_secs_f64();
+    let raw_rate = n as f64 / raw.as_secs_f64();
+    rows.push(row(
+        "500 images of 50 KiB",
+        format!("{rate:.0} images/s"),
+        format!("{raw_rate:.0}/s raw TCP copies"),
+        ratio(rate, raw_rate),
+        "≥ 200 images/s",
+        Some(rate >= 200.0),
+    ));
+    let _ = std::fs::remove_dir_all(&shm);
+}
+
+// ---- 4. discovery ---------------------------------------------------------------------------
+
+fn discovery(rows: &mut Vec<Row>, raw_rtt: Duration) {
+    for n in [10usize, 50, 100] {
+        eprintln!("Discovery with {n} clients...");
+        let mut lan = quiet_lan("");
+        lan.start_discovery();
+        let names: Vec<String> = (0..n).map(|i| format!("u{i:03}")).collect();
+        for h in &names {
+            lan.add_user(h);
+        }
+        // Started together: spawn every client, then wait for their ready lines.
+        let t0 = Instant::now();
+        let mut children: Vec<Child> = names
+            .iter()
+            .map(|h| {
+                let cfg = lan.user(h).config.clone();
+                lan.cmd()
+                    .args(["client", "--config", cfg.to_str().unwrap()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in &mut children {
+            let mut l = String::new();
+            BufReader::new(c.stdout.as_mut().unwrap())
+                .read_line(&mut l)
+                .unwrap();
+        }
+        let all_ready = t0.elapsed();
+        for (h, c) in names.iter().zip(children.drain(..)) {
+            lan.users.iter_mut().find(|u| &u.handle == h).unwrap().child = Some(c);
+        }
+        for h in &names {
+            let others: Vec<&str> = names
+                .iter()
+                .filter(|o| *o != h)
+                .map(|s| s.as_str())
+                .collect();
+            let mut ipc = lan.ipc(h);
+            assert!(ipc.wait_peers(&others, 10 * S), "{h} never saw everyone");
+        }
+        let full = t0.elapsed();
+        rows.push(row(
+            &format!("{n} clients started together: all know all"),
+            ms(full),
+            format!("{} until all were running", ms(all_ready)),
+            ratio(full.as_secs_f64(), all_ready.as_secs_f64()),
+            if n == 100 { "≤ 1 s" } else { "" },
+            (n == 100).then_some(full <= S),
+        ));
+        if n == 100 {
+            // WHO → complete KNOWUSERS round trips with 100 users listed.
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(S)).unwrap();
+            let mut v = Vec::new();
+            let mut buf = vec![0u8; 65_536];
+            for _ in 0..1000 {
+                let t = Instant::now();
+                s.send_to(b"WHO\n", ("127.0.0.1", lan.whoisport)).unwrap();
+                let mut entries = 0;
+                while entries < n {
+                    let k = s.recv(&mut buf).unwrap();
+                    if let Ok(slcp_core::Message::KnowUsers(e)) =
+                        slcp_core::codec::decode(&buf[..k])
+                    {
+                        entries += e.len();
+                    }
+                }
+                v.push(t.elapsed());
+            }
+            let (p50, p99) = (pct(&mut v, 0.5), pct(&mut v, 0.99));
+            rows.push(row(
+                "WHO → KNOWUSERS (100 users) p50",
+                us(p50),
+                format!("{} raw UDP round trip", us(raw_rtt)),
+                ratio(p50.as_secs_f64(), raw_rtt.as_secs_f64()),
+                "",
+                None,
+            ));
+            rows.push(row(
+                "WHO → KNOWUSERS (100 users) p99",
+                us(p99),
+                format!("{} raw UDP round trip", us(raw_rtt)),
+                ratio(p99.as_secs_f64(), raw_rtt.as_secs_f64()),
+                "",
+                None,
+            ));
+        }
+    }
+}
+
+// ---- 5. footprint ---------------------------------------------------------------------------
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(k: u64) -> String {
+    format!("{:.1} MiB", k as f64 / 1024.0)
+}
+
+fn footprint(rows: &mut Vec<Row>) {
+    eprintln!("Footprint...");
+    let mut lan = quiet_lan("backlog = 100");
+    lan.start_discovery();
+    for u in ["alice", "bob"] {
+        lan.add_user(u);
+        lan.start_client(u);
+    }
+    let mut b = lan.ipc("bob");
+    assert!(b.wait_peers(&["alice"], 5 * S));
+    let alice_cfg = lan.user("alice").config.clone();
+    let mut repl = lan
+        .cmd()
+        .args(["repl", "--config", alice_cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = repl.stdout.take().unwrap();
+    let lines = Arc::new(AtomicU64::new(0));
+    let lc = lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            if l.is_err() {
+                break;
+            }
+            lc.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    // A do-nothing process for scale.
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    // Idle: let every process settle after its start.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let disc = lan.discovery_status()["pid"].as_u64().unwrap() as u32;
+    let client = lan.runtime("alice").pid;
+    let base = rss_kib(sleeper.id());
+    let idle = [rss_kib(disc), rss_kib(client), rss_kib(repl.id())];
+    // 10 000 messages into alice's prompt.
+    for i in 0..10_000 {
+        b.c.send(&format!("MSG alice message number {i}")).unwrap();
+        if i % 100 == 99 {
+            for _ in 0..100 {
+                while !matches!(b.c.recv().unwrap(), Some(ServerMsg::Reply { .. })) {}
+            }
+        }
+    }
+    let end = Instant::now() + 20 * S;
+    while lines.load(Ordering::Relaxed) < 10_000 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = [rss_kib(disc), rss_kib(client), rss_kib(repl.id())];
+    let seen = lines.load(Ordering::Relaxed);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let _ = repl.kill();
+    let _ = repl.wait();
+    for (i, (name, limit)) in [
+        ("discovery", Some(4.0)),
+        ("client", Some(8.0)),
+        ("REPL (piped)", None),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let target = match limit {
+            Some(l) => format!("≤ {l:.0} MiB"),
+            None => String::new(),
+        };
+        rows.push(row(
+            &format!("RSS {name} idle / after 10 000 messages"),
+            format!("{} / {}", mib(idle[i]), mib(after[i])),
+            format!("{} (`sleep`)", mib(base)),
+            ratio(after[i] as f64, base as f64),
+            &target,
+            limit.map(|l| (after[i].max(idle[i]) as f64 / 1024.0) <= l),
+        ));
+    }
+    assert!(
+        seen >= 10_000,
+        "the prompt printed {seen} of 10 000 messages"
+    );
+    drop(lan);
+
+    // Start-up: plain `slcp` with nothing running, to the first answered command.
+    let mut v = Vec::new();
+    let mut base_v = Vec::new();
+    for _ in 0..5 {
+        let mut lan = quiet_lan("");
+        let cfg = lan.add_user("alice");
+        let t0 = Instant::now();
+        let mut c = lan
+            .cmd()
+            .args(["--config", cfg.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.as_mut().unwrap().write_all(b"HELP MSG\n").unwrap();
+        let mut l = String::new();
+        BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut l)
+            .unwrap();
+        v.push(t0.elapsed());
+        let _ = c.kill();
+        let _ = c.wait();
+        lan.detached
+            .push(lan.discovery_status()["pid"].as_u64().unwrap() as u32);
+        lan.detached.push(lan.runtime("alice").pid);
+        let t1 = Instant::now();
+        let out = lan.cmd().arg("--version").output().unwrap();
+        assert!(out.status.success());
+        base_v.push(t1.elapsed());
+    }
+    let (p, bp) = (pct(&mut v, 0.5), pct(&mut base_v, 0.5));
+    rows.push(row(
+        "`slcp` start, nothing running → first answer",
+        ms(p),
+        format!("{} `slcp --version`", ms(bp)),
+        ratio(p.as_secs_f64(), bp.as_secs_f64()),
+        "≤ 100 ms",
+        Some(p <= Duration::from_millis(100)),
+    ));
+}
+
+fn main() {
+    let big = std::env::args().any(|a| a == "--big");
+    let mut rows = Vec::new();
+    let mut raw = raw_udp_one_way(5000);
+    let raw_rtt = pct(&mut raw, 0.5) * 2;
+    latency(&mut rows);
+    throughput(&mut rows);
+    images(&mut rows, big);
+    discovery(&mut rows, raw_rtt);
+    footprint(&mut rows);
+
+    let mut table = String::from(
+        "| measure | slcp | baseline (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.what,
+            r.value,
+            r.baseline,
+            r.ratio,
+            r.target,
+            match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            }
+        ));
+    }
+    println!("\n{table}");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let file = workspace().join("BENCHMARKS.md");
+    let notes = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.split_once("<!-- notes -->").map(|(_, n)| n.to_string()))
+        .unwrap_or_else(|| "\n".into());
+    let doc = format!(
+        "# Benchmarks\n\nGenerated by `cargo bench --bench e2e`{} on {cores} cores ({cpu}). Real `slcp` processes (release build) on loopback; every baseline was measured by the same program in the same run, so compare ratios, not absolute figures, across machines.\n\n{table}\n<!-- notes -->{notes}",
+        if big { " -- --big" } else { "" }
+    );
+    std::fs::write(&file, doc).unwrap();
+    eprintln!("wrote {}", file.display());
+}
