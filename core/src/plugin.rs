@@ -19,7 +19,7 @@ use slcp_plugin_api::{
 };
 
 use crate::codec::{self, Handle, Message};
-use crate::ipc::{ArgKind, CommandInfo};
+use crate::ipc::{ArgKind, CommandInfo, Event};
 
 /// A plugin library that passed the checks.
 pub struct Found {
@@ -170,60 +170,19 @@ fn load(path: &Path) -> Result<Found, String> {
     })
 }
 
-/// An event for the plugins, owned.
+/// An event for the plugins: what the prompts hear, plus what only plugins care about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginEvent {
-    /// A message arrived.
-    Message {
-        /// Sender.
-        from: String,
-        /// Text.
-        text: String,
-    },
-    /// A user appeared.
-    Join {
-        /// Handle.
-        handle: String,
-        /// `ip:port`.
-        addr: String,
-    },
-    /// A user left.
-    Leave {
-        /// Handle.
-        handle: String,
-    },
-    /// A user is away.
-    Away {
-        /// Handle.
-        handle: String,
-    },
-    /// A user is back.
-    Back {
-        /// Handle.
-        handle: String,
-    },
+    /// An event of the chat, as the prompts get it.
+    Chat(Event),
     /// We went away.
     SelfAway,
     /// We came back.
     SelfBack,
-    /// Our handle changed.
-    SelfHandle {
-        /// The new handle.
-        handle: String,
-    },
-    /// An image was announced.
+    /// An image was announced by UDP.
     ImageAnnounced {
         /// Sender.
         from: String,
-        /// Size.
-        size: u64,
-    },
-    /// An image was saved.
-    ImageReceived {
-        /// Sender.
-        from: String,
-        /// Path.
-        path: String,
         /// Size.
         size: u64,
     },
@@ -572,19 +531,26 @@ impl PluginHost {
     /// Gives an event to every plugin; returns what they want done.
     pub fn event(&mut self, e: &PluginEvent, env: &mut CallEnv<'_>) -> CallOut {
         let (kind, handle, text, size): (u32, &str, &str, u64) = match e {
-            PluginEvent::Message { from, text } => (event_kind::MESSAGE, from, text, 0),
-            PluginEvent::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
-            PluginEvent::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
-            PluginEvent::Away { handle } => (event_kind::AWAY, handle, "", 0),
-            PluginEvent::Back { handle } => (event_kind::BACK, handle, "", 0),
+            PluginEvent::Chat(c) => match c {
+                Event::Message { from, text } => (event_kind::MESSAGE, from, text, 0),
+                Event::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
+                Event::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
+                Event::Away { handle } => (event_kind::AWAY, handle, "", 0),
+                Event::Back { handle } => (event_kind::BACK, handle, "", 0),
+                Event::Handle { handle } => (event_kind::SELF_HANDLE, handle, "", 0),
+                Event::Image { from, size, path } => {
+                    (event_kind::IMAGE_RECEIVED, from, path, *size)
+                }
+                // Nothing for plugins in these.
+                Event::Clash { .. }
+                | Event::Progress { .. }
+                | Event::Notice { .. }
+                | Event::Error { .. } => return CallOut::default(),
+            },
             PluginEvent::SelfAway => (event_kind::SELF_AWAY, "", "", 0),
             PluginEvent::SelfBack => (event_kind::SELF_BACK, "", "", 0),
-            PluginEvent::SelfHandle { handle } => (event_kind::SELF_HANDLE, handle, "", 0),
             PluginEvent::ImageAnnounced { from, size } => {
                 (event_kind::IMAGE_ANNOUNCED, from, "", *size)
-            }
-            PluginEvent::ImageReceived { from, path, size } => {
-                (event_kind::IMAGE_RECEIVED, from, path, *size)
             }
         };
         let ev = EventC {

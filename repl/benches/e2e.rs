@@ -106,11 +106,7 @@ fn raw_udp_one_way(n: usize) -> Vec<Duration> {
 fn latency(rows: &mut Vec<Row>) {
     eprintln!("MSG latency (10 000 messages)...");
     let mut lan = quiet_lan("");
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
     assert!(a.wait_peers(&["bob"], 5 * S));
@@ -277,11 +273,7 @@ impl Pipe {
 fn throughput(rows: &mut Vec<Row>) {
     eprintln!("MSG throughput (5 s per trial)...");
     let mut lan = quiet_lan("");
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     assert!(lan.ipc("alice").wait_peers(&["bob"], 5 * S));
     let mut pipe = Pipe::new(&lan);
     let mut ok = 0u64;
@@ -326,21 +318,6 @@ fn shm_dir() -> PathBuf {
     let d = PathBuf::from(format!("/dev/shm/slcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn fill(path: &Path, n: usize) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    f.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
-    let block: Vec<u8> = (0..1 << 20)
-        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    let mut left = n - 8;
-    while left > 0 {
-        let k = left.min(block.len());
-        f.write_all(&block[..k]).unwrap();
-        left -= k;
-    }
-    f.flush().unwrap();
 }
 
 /// The same bytes over a plain loopback TCP socket: file → socket → temporary file → rename.
@@ -391,18 +368,8 @@ fn images(rows: &mut Vec<Row>, big: bool) {
     lan.with_plugins(&[(&img, "libslcp_plugin_img.so")]);
     lan.start_discovery();
     lan.add_user("alice");
-    let bob_cfg = lan.add_user("bob");
-    let t = std::fs::read_to_string(&bob_cfg).unwrap();
-    let t: String = t
-        .lines()
-        .filter(|l| !l.starts_with("imagepath"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        &bob_cfg,
-        format!("{t}imagepath = \"{}\"\n", imgdir.display()),
-    )
-    .unwrap();
+    lan.add_user("bob");
+    lan.set_key("bob", "imagepath", &format!("\"{}\"", imgdir.display()));
     lan.start_client("alice");
     lan.start_client("bob");
     let mut a = lan.ipc("alice");
@@ -413,8 +380,7 @@ fn images(rows: &mut Vec<Row>, big: bool) {
         sizes.push(1 << 30);
     }
     for size in sizes {
-        let src = shm.join("src.png");
-        fill(&src, size);
+        let src = make_file(&shm, "src.png", b"\x89PNG\r\n\x1a\n", size);
         let raw = raw_tcp_copy(&src, &shm);
         let t0 = Instant::now();
         a.c.send(&format!("IMG bob {}", src.display())).unwrap();
@@ -438,8 +404,7 @@ fn images(rows: &mut Vec<Row>, big: bool) {
         std::fs::remove_file(&src).unwrap();
     }
     // 500 images of 50 KiB, 16 in flight.
-    let small = shm.join("small.png");
-    fill(&small, 50 * 1024);
+    let small = make_file(&shm, "small.png", b"\x89PNG\r\n\x1a\n", 50 * 1024);
     let (mut w, mut ar) = a.c.split();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -612,11 +577,7 @@ fn mib(k: u64) -> String {
 fn footprint(rows: &mut Vec<Row>) {
     eprintln!("Footprint...");
     let mut lan = quiet_lan("backlog = 100");
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     let mut b = lan.ipc("bob");
     assert!(b.wait_peers(&["alice"], 5 * S));
     let alice_cfg = lan.user("alice").config.clone();

@@ -22,33 +22,8 @@ fn image_lan(extra: &str, with_img: bool) -> Lan {
         let dice = workspace_plugin("dice");
         lan.with_plugins(&[(&dice, "libslcp_plugin_dice.so")]);
     }
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     lan
-}
-
-/// A file of `n` pseudo-random bytes starting with `magic`.
-fn make_file(dir: &Path, name: &str, magic: &[u8], n: usize) -> PathBuf {
-    let p = dir.join(name);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-    let m = magic.len().min(n);
-    f.write_all(&magic[..m]).unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ n as u64;
-    let mut left = n - m;
-    while left > 0 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        let k = left.min(8);
-        f.write_all(&b[..k]).unwrap();
-        left -= k;
-    }
-    f.flush().unwrap();
-    p
 }
 
 /// Whether two files hold the same bytes (streamed, so 200 MiB costs no memory).
@@ -508,21 +483,15 @@ fn an_unwritable_imagepath_is_reported_on_both_sides() {
     lan.with_plugins(&[(&img, "libslcp_plugin_img.so")]);
     lan.start_discovery();
     lan.add_user("alice");
-    let bob_cfg = lan.add_user("bob");
+    lan.add_user("bob");
     // bob's imagepath lies under a regular file: it can never be created.
     let blocker = lan.home().join("not-a-folder");
     std::fs::write(&blocker, "x").unwrap();
-    let text = std::fs::read_to_string(&bob_cfg).unwrap();
-    let text = text
-        .lines()
-        .filter(|l| !l.starts_with("imagepath"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(
-        &bob_cfg,
-        format!("{text}\nimagepath = \"{}/images\"\n", blocker.display()),
-    )
-    .unwrap();
+    lan.set_key(
+        "bob",
+        "imagepath",
+        &format!("\"{}/images\"", blocker.display()),
+    );
     lan.start_client("alice");
     lan.start_client("bob");
     let mut a = lan.ipc("alice");

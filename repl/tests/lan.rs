@@ -214,19 +214,7 @@ impl Net {
     /// The handles host `h`'s discovery lists, asked from inside that host.
     fn discovery_table(&self, h: usize) -> Vec<String> {
         in_ns(&self.hosts[h - 1].ns, || {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.send_to(b"WHO\n", "127.0.0.1:4000").unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            let mut out = Vec::new();
-            let mut buf = [0u8; 2048];
-            while let Ok(n) = s.recv(&mut buf) {
-                if let Ok(slcp_core::Message::KnowUsers(e)) = slcp_core::codec::decode(&buf[..n]) {
-                    out.extend(e.into_iter().map(|e| e.handle.to_string()));
-                }
-            }
-            out.sort();
-            out
+            ask_who("127.0.0.1:4000".parse().unwrap())
         })
     }
 }

@@ -14,11 +14,7 @@ const S: Duration = Duration::from_secs(1);
 fn lan_with(plugins: &[(&Path, &str)], users: &[&str]) -> Lan {
     let mut lan = Lan::new("");
     lan.with_plugins(plugins);
-    lan.start_discovery();
-    for u in users {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(users);
     lan
 }
 
@@ -355,11 +351,7 @@ fn a_plugin_written_from_the_readme_loads_and_works() {
     // Installed as README says: a plugin_dir in the config.
     let mut lan = Lan::new(&format!("plugin_dir = [\"{}\"]", t.join("debug").display()));
     assert!(so.exists());
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
     assert!(a.wait_peers(&["bob"], 2 * S));

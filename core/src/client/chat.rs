@@ -489,38 +489,9 @@ impl Chat {
     // ---- IPC -----------------------------------------------------------------------------
 
     fn event(&mut self, e: Event) {
-        let pe = match &e {
-            Event::Message { from, text } => Some(PluginEvent::Message {
-                from: from.clone(),
-                text: text.clone(),
-            }),
-            Event::Join { handle, addr } => Some(PluginEvent::Join {
-                handle: handle.clone(),
-                addr: addr.clone(),
-            }),
-            Event::Leave { handle } => Some(PluginEvent::Leave {
-                handle: handle.clone(),
-            }),
-            Event::Away { handle } => Some(PluginEvent::Away {
-                handle: handle.clone(),
-            }),
-            Event::Back { handle } => Some(PluginEvent::Back {
-                handle: handle.clone(),
-            }),
-            Event::Handle { handle } => Some(PluginEvent::SelfHandle {
-                handle: handle.clone(),
-            }),
-            Event::Image { from, size, path } => Some(PluginEvent::ImageReceived {
-                from: from.clone(),
-                path: path.clone(),
-                size: *size,
-            }),
-            Event::Clash { .. }
-            | Event::Progress { .. }
-            | Event::Notice { .. }
-            | Event::Error { .. } => None,
-        };
-        self.out.plugin_events.extend(pe);
+        // Plugins hear of everything, whether or not a prompt is attached (auto-reply must).
+        self.out.plugin_events.push(PluginEvent::Chat(e.clone()));
+
         if self.conns.is_empty() {
             // Only messages are worth keeping for later; presence is stale by then.
             if matches!(

@@ -136,6 +136,20 @@ impl Lan {
         config
     }
 
+    /// Starts a discovery and a client for each of `users`.
+    pub fn start_all(&mut self, users: &[&str]) {
+        self.start_discovery();
+        for u in users {
+            self.add_user(u);
+            self.start_client(u);
+        }
+    }
+
+    /// Sets `key = value` (TOML) in `handle`'s config file, with the product's own line editor.
+    pub fn set_key(&self, handle: &str, key: &str, value: &str) {
+        slcp_config::save_key(&self.user(handle).config, key, value).unwrap();
+    }
+
     pub fn user(&self, handle: &str) -> &User {
         self.users.iter().find(|u| u.handle == handle).unwrap()
     }
@@ -257,19 +271,7 @@ impl Lan {
 
     /// Sends WHO to the discovery and collects the handles of its KNOWUSERS answers.
     pub fn who(&self) -> Vec<String> {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.send_to(b"WHO\n", ("127.0.0.1", self.whoisport)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut out = Vec::new();
-        let mut buf = [0u8; 2048];
-        while let Ok(n) = s.recv(&mut buf) {
-            if let Ok(slcp_core::Message::KnowUsers(e)) = slcp_core::codec::decode(&buf[..n]) {
-                out.extend(e.into_iter().map(|e| e.handle.to_string()));
-            }
-        }
-        out.sort();
-        out
+        ask_who(SocketAddr::from(([127, 0, 0, 1], self.whoisport)))
     }
 
     pub fn log(&self, name: &str) -> String {
@@ -500,6 +502,44 @@ pub fn fixture(wrong_abi: bool) -> PathBuf {
         t.join("debug/libslcp_plugin_fixture.so")
     })
     .clone()
+}
+
+/// Sends WHO to `addr` and collects the handles of every KNOWUSERS answer (200 ms quiet ends it).
+pub fn ask_who(addr: SocketAddr) -> Vec<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(b"WHO\n", addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = s.recv(&mut buf) {
+        if let Ok(slcp_core::Message::KnowUsers(e)) = slcp_core::codec::decode(&buf[..n]) {
+            out.extend(e.into_iter().map(|e| e.handle.to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A file of `n` pseudo-random bytes starting with `magic`.
+pub fn make_file(dir: &Path, name: &str, magic: &[u8], n: usize) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let m = magic.len().min(n);
+    f.write_all(&magic[..m]).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ n as u64;
+    let mut left = n - m;
+    while left > 0 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        let k = left.min(8);
+        f.write_all(&b[..k]).unwrap();
+        left -= k;
+    }
+    f.flush().unwrap();
+    p
 }
 
 pub fn text(b: &[u8]) -> String {
