@@ -4,9 +4,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slcp_core::ipc::Event;
 use support::*;
@@ -135,41 +135,6 @@ fn several_transfers_at_once_in_both_directions() {
     got_b.sort_by_key(|x| x.1);
     assert!(same_file(&f2, &got_b[0].2) && same_file(&f1, &got_b[1].2));
     assert!(same_file(&f3, &got_a[0].2));
-}
-
-/// A peer played by this test: a UDP socket and a TCP listener on one port, joined to a client.
-struct FakePeer {
-    udp: UdpSocket,
-    tcp: TcpListener,
-}
-
-impl FakePeer {
-    fn join(handle: &str, client_port: u16) -> FakePeer {
-        let port = free_port();
-        let udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        let tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        udp.send_to(
-            format!("JOIN {handle} {port}\n").as_bytes(),
-            ("127.0.0.1", client_port),
-        )
-        .unwrap();
-        FakePeer { udp, tcp }
-    }
-
-    fn recv_udp(&self, t: Duration) -> Option<String> {
-        self.udp.set_read_timeout(Some(t)).unwrap();
-        let mut b = [0u8; 2048];
-        let deadline = Instant::now() + t;
-        while Instant::now() < deadline {
-            if let Ok(n) = self.udp.recv(&mut b) {
-                let s = String::from_utf8_lossy(&b[..n]).into_owned();
-                if !s.starts_with("JOIN") {
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
 }
 
 #[test]

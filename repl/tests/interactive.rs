@@ -64,10 +64,10 @@ impl Drop for Tmux {
     }
 }
 
-fn repl_command(lan: &Lan, handle: &str) -> String {
+fn repl_command(lan: &Lan, handle: &str, env: &str) -> String {
     let h = lan.home().display().to_string();
     format!(
-        "env -i PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {} repl --config {}",
+        "env -i {env} PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {} repl --config {}",
         lan.bin.display(),
         lan.user(handle).config.display()
     )
@@ -98,7 +98,7 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
         "100",
         "-y",
         "20",
-        &repl_command(&lan, "alice"),
+        &repl_command(&lan, "alice", ""),
     ]);
     let t = Duration::from_secs(10);
     // Keep the pane (and the server) when the prompt exits, to read its last words.
@@ -140,6 +140,11 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
         "alice> msg bob hello half",
         "the half-typed line was not kept:\n{s}"
     );
+    // `bell = false` in the file: the message rang nothing.
+    assert_eq!(
+        tmux.run(&["display", "-p", "-t", "t", "#{window_bell_flag}"]),
+        "0\n"
+    );
 
     // Finishing the line sends it.
     tmux.keys(&[" done", "Enter"]);
@@ -152,7 +157,8 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
         })
     );
 
-    // Ctrl-D detaches; the history survives into the next session.
+    // Ctrl-D detaches; the history survives into the next session, which rings the bell
+    // (SLCP_BELL overrides the file) when a message arrives.
     tmux.keys(&["C-d"]);
     tmux.wait_screen(t, |s| s.contains("detached; your client keeps running"));
     let history = std::fs::read_to_string(lan.home().join("state/slcp/history")).unwrap();
@@ -166,7 +172,7 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
         "100",
         "-y",
         "20",
-        &repl_command(&lan, "alice"),
+        &repl_command(&lan, "alice", "SLCP_BELL=true"),
     ]);
     let wait2 = |f: &dyn Fn(&str) -> bool| {
         let deadline = Instant::now() + t;
@@ -182,4 +188,96 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     wait2(&|s: &str| s.contains("alice>"));
     tmux.run(&["send-keys", "-t", "t2", "Up"]);
     wait2(&|s: &str| s.contains("alice> msg bob hello half done"));
+    // tmux flags a bell in a detached session's window and keeps the flag until it is seen.
+    let bell = || tmux.run(&["display", "-p", "-t", "t2", "#{window_bell_flag}"]);
+    assert_eq!(bell(), "0\n");
+    bob.cmd("MSG alice ring").unwrap();
+    wait2(&|s: &str| s.contains("bob: ring"));
+    // The bell follows the text in the same write; allow tmux a moment to have read all of it.
+    let deadline = Instant::now() + t;
+    while bell() != "1\n" {
+        assert!(
+            Instant::now() < deadline,
+            "an incoming message did not ring the bell"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
+    let mut lan = Lan::new("bell = false\ntransfer_timeout = 30");
+    let img = workspace_plugin("img");
+    lan.with_plugins(&[(&img, "libslcp_plugin_img.so")]);
+    lan.start_discovery();
+    lan.add_user("alice");
+    lan.start_client("alice");
+    let fake = FakePeer::join("fake", lan.user("alice").port);
+    let mut a = lan.ipc("alice");
+    assert!(a.wait_peers(&["fake"], Duration::from_secs(2)));
+    drop(a);
+    let files = lan.home().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let src = make_file(&files, "big.png", b"\x89PNG\r\n\x1a\n", 64 << 20);
+
+    let tmux = Tmux::new("bar");
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "20",
+        &repl_command(&lan, "alice", ""),
+    ]);
+    tmux.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+    let t = Duration::from_secs(10);
+    tmux.wait_screen(t, |s| s.contains("alice>"));
+    tmux.keys(&[&format!("IMG fake {}", src.display()), "Enter"]);
+    assert_eq!(fake.recv_udp(t).as_deref(), Some("IMG alice 67108864\n"));
+    let (mut conn, _) = fake.tcp.accept().unwrap();
+    conn.set_read_timeout(Some(t)).unwrap();
+    // This receiver trickles (256 KiB every 20 ms) until the bar has been seen, so the
+    // transfer lasts long enough for a screen to catch it; then it takes the rest at once.
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 256 << 10];
+            let mut total = 0usize;
+            while !seen.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    return total;
+                }
+                total += n;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let mut rest = Vec::new();
+            total + conn.read_to_end(&mut rest).unwrap()
+        })
+    };
+    let is_bar = |l: &str| l.starts_with("[#") && l.contains("% ") && l.contains("of 64.0 MiB");
+    let s = tmux.wait_screen(t, |s| s.lines().any(is_bar));
+    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bar = s.lines().find(|l| is_bar(l)).unwrap().to_string();
+    assert!(!bar.contains("100%"), "the bar never showed a part: {bar}");
+    assert_eq!(
+        reader.join().unwrap(),
+        (64 << 20) + "IMG alice 67108864\n".len()
+    );
+    // The final line, then a fresh prompt under it (drawn a moment later).
+    let s = tmux.wait_screen(t, |s| {
+        let l: Vec<&str> = s.lines().collect();
+        l.iter()
+            .position(|l| l.starts_with("sent big.png to fake: 64.0 MiB in "))
+            .is_some_and(|i| l[i + 1..].iter().any(|l| l.trim_end() == "alice>"))
+    });
+    assert!(
+        !s.lines().any(is_bar),
+        "the bar stayed after the final line:\n{s}"
+    );
 }

@@ -552,3 +552,38 @@ pub fn send_raw(port: u16, bytes: &[u8]) {
     s.send_to(bytes, SocketAddr::from(([127, 0, 0, 1], port)))
         .unwrap();
 }
+
+/// A peer played by this test: a UDP socket and a TCP listener on one port, joined to a client.
+pub struct FakePeer {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+}
+
+impl FakePeer {
+    pub fn join(handle: &str, client_port: u16) -> FakePeer {
+        let port = free_port();
+        let udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        udp.send_to(
+            format!("JOIN {handle} {port}\n").as_bytes(),
+            ("127.0.0.1", client_port),
+        )
+        .unwrap();
+        FakePeer { udp, tcp }
+    }
+
+    pub fn recv_udp(&self, t: Duration) -> Option<String> {
+        self.udp.set_read_timeout(Some(t)).unwrap();
+        let mut b = [0u8; 2048];
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if let Ok(n) = self.udp.recv(&mut b) {
+                let s = String::from_utf8_lossy(&b[..n]).into_owned();
+                if !s.starts_with("JOIN") {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+}
