@@ -475,3 +475,65 @@ fn an_unwritable_imagepath_is_reported_on_both_sides() {
         "{got:?}"
     );
 }
+
+/// A small tmpfs mounted over a folder for one test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts `bytes` of tmpfs at `dir`; `None` (with a loud line) only where mounting is
+    /// impossible and SLCP_SKIP_MOUNT=1 allows skipping.
+    fn mount(dir: &Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount(8) must be installed");
+        if out.status.success() {
+            return Some(SmallDisk(dir.to_path_buf()));
+        }
+        let why = text(&out.stderr);
+        if std::env::var("SLCP_SKIP_MOUNT").as_deref() == Ok("1") {
+            eprintln!("\n!!! SKIPPING the disk-full test: {why}!!! (SLCP_SKIP_MOUNT=1)\n");
+            return None;
+        }
+        panic!(
+            "the disk-full test mounts a small tmpfs: {why}run as root, or set SLCP_SKIP_MOUNT=1 to skip it"
+        );
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_transfer_on_both_sides_and_leaves_no_file() {
+    let lan = image_lan("", true);
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let dir = lan.home().join("img-bob");
+    let Some(_disk) = SmallDisk::mount(&dir, 1 << 20) else {
+        return;
+    };
+    let f = make_file(lan.home(), "big.png", b"\x89PNG\r\n\x1a\n", 4 << 20);
+    let e = a.cmd(&format!("IMG bob {}", f.display())).unwrap_err();
+    assert!(e.starts_with("image big.png to bob failed: "), "{e}");
+    let got = b.wait_event(5 * S, |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&got, Some(Event::Error { text }) if text.starts_with("image from alice") && text.ends_with("disk full")),
+        "{got:?}"
+    );
+    assert!(entries(&dir).is_empty(), "{:?}", entries(&dir));
+    // Once there is room again, the next image goes through.
+    let small = make_file(lan.home(), "small.png", b"\x89PNG\r\n\x1a\n", 100_000);
+    a.cmd(&format!("IMG bob {}", small.display())).unwrap();
+    let (_, _, path) = image_event(&mut b, 5 * S);
+    assert!(same_file(&small, &path));
+}
