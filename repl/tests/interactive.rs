@@ -31,22 +31,43 @@ impl Tmux {
         text(&out.stdout)
     }
 
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
+    /// Starts `cmd` in a detached 100x20 session, kept after `cmd` exits to read its last words.
+    fn start(&self, session: &str, cmd: &str) {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "100",
+            "-y",
+            "20",
+            cmd,
+        ]);
+        self.run(&["set-option", "-t", session, "remain-on-exit", "on"]);
     }
 
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
+    fn screen(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-t", session])
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", session];
         a.extend_from_slice(keys);
         self.run(&a);
     }
 
-    /// Waits until the screen satisfies `f`. tmux has no change notification a test could
-    /// await, so this re-reads the screen every 20 ms, bounded by `t`.
-    fn wait_screen(&self, t: Duration, f: impl Fn(&str) -> bool) -> String {
+    /// Whether tmux saw a bell in the session's window (kept until seen, as it is detached).
+    fn bell(&self, session: &str) -> bool {
+        self.run(&["display", "-p", "-t", session, "#{window_bell_flag}"]) == "1\n"
+    }
+
+    /// Waits until `f` holds, re-checking every 20 ms (tmux has no change notification a test
+    /// could await), bounded by `t`; returns the screen of `session` then.
+    fn wait(&self, session: &str, t: Duration, f: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + t;
         loop {
-            let s = self.screen();
+            let s = self.screen(session);
             if f(&s) {
                 return s;
             }
@@ -89,42 +110,30 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     drop(a);
 
     let tmux = Tmux::new("tab");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "20",
-        &repl_command(&lan, "alice", ""),
-    ]);
+    tmux.start("t", &repl_command(&lan, "alice", ""));
     let t = Duration::from_secs(10);
-    // Keep the pane (and the server) when the prompt exits, to read its last words.
-    tmux.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
     // capture-pane drops trailing blanks: "alice> " reads as "alice>".
-    tmux.wait_screen(t, |s| s.contains("alice>"));
+    tmux.wait("t", t, |s| s.contains("alice>"));
 
     // A plugin's command completes too, and its first argument as the handle it declares.
-    tmux.keys(&["di", "Tab"]);
-    tmux.wait_screen(t, |s| s.contains("alice> dice"));
-    tmux.keys(&["be", "Tab"]);
-    tmux.wait_screen(t, |s| s.contains("alice> dice bernd"));
-    tmux.keys(&["C-u"]);
-    tmux.wait_screen(t, |s| s.lines().any(|l| l.trim_end() == "alice>"));
+    tmux.keys("t", &["di", "Tab"]);
+    tmux.wait("t", t, |s| s.contains("alice> dice"));
+    tmux.keys("t", &["be", "Tab"]);
+    tmux.wait("t", t, |s| s.contains("alice> dice bernd"));
+    tmux.keys("t", &["C-u"]);
+    tmux.wait("t", t, |s| s.lines().any(|l| l.trim_end() == "alice>"));
 
     // The command word completes, then the handle ("bo" is unique; "b" is not). The space
     // each completion adds shows once the next word is typed.
-    tmux.keys(&["ms", "Tab"]);
-    tmux.wait_screen(t, |s| s.contains("alice> msg"));
-    tmux.keys(&["bo", "Tab"]);
-    tmux.wait_screen(t, |s| s.contains("alice> msg bob"));
-    tmux.keys(&["hello half"]);
-    tmux.wait_screen(t, |s| s.contains("alice> msg bob hello half"));
+    tmux.keys("t", &["ms", "Tab"]);
+    tmux.wait("t", t, |s| s.contains("alice> msg"));
+    tmux.keys("t", &["bo", "Tab"]);
+    tmux.wait("t", t, |s| s.contains("alice> msg bob"));
+    tmux.keys("t", &["hello half"]);
+    tmux.wait("t", t, |s| s.contains("alice> msg bob hello half"));
 
     bob.cmd("MSG alice incoming while you type").unwrap();
-    let s = tmux.wait_screen(t, |s| s.contains("bob: incoming while you type"));
+    let s = tmux.wait("t", t, |s| s.contains("bob: incoming while you type"));
     let lines: Vec<&str> = s.lines().collect();
     let msg = lines
         .iter()
@@ -141,13 +150,10 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
         "the half-typed line was not kept:\n{s}"
     );
     // `bell = false` in the file: the message rang nothing.
-    assert_eq!(
-        tmux.run(&["display", "-p", "-t", "t", "#{window_bell_flag}"]),
-        "0\n"
-    );
+    assert!(!tmux.bell("t"));
 
     // Finishing the line sends it.
-    tmux.keys(&[" done", "Enter"]);
+    tmux.keys("t", &[" done", "Enter"]);
     let got = bob.wait_event(t, |e| matches!(e, Event::Message { .. }));
     assert_eq!(
         got,
@@ -159,43 +165,22 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
 
     // Ctrl-D detaches; the history survives into the next session, which rings the bell
     // (SLCP_BELL overrides the file) when a message arrives.
-    tmux.keys(&["C-d"]);
-    tmux.wait_screen(t, |s| s.contains("detached; your client keeps running"));
+    tmux.keys("t", &["C-d"]);
+    tmux.wait("t", t, |s| {
+        s.contains("detached; your client keeps running")
+    });
     let history = std::fs::read_to_string(lan.home().join("state/slcp/history")).unwrap();
     assert!(history.contains("msg bob hello half done"), "{history}");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t2",
-        "-x",
-        "100",
-        "-y",
-        "20",
-        &repl_command(&lan, "alice", "SLCP_BELL=true"),
-    ]);
-    let wait2 = |f: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + t;
-        loop {
-            let s = tmux.run(&["capture-pane", "-p", "-t", "t2"]);
-            if f(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "screen never matched:\n{s}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait2(&|s: &str| s.contains("alice>"));
-    tmux.run(&["send-keys", "-t", "t2", "Up"]);
-    wait2(&|s: &str| s.contains("alice> msg bob hello half done"));
-    // tmux flags a bell in a detached session's window and keeps the flag until it is seen.
-    let bell = || tmux.run(&["display", "-p", "-t", "t2", "#{window_bell_flag}"]);
-    assert_eq!(bell(), "0\n");
+    tmux.start("t2", &repl_command(&lan, "alice", "SLCP_BELL=true"));
+    tmux.wait("t2", t, |s| s.contains("alice>"));
+    tmux.keys("t2", &["Up"]);
+    tmux.wait("t2", t, |s| s.contains("alice> msg bob hello half done"));
+    assert!(!tmux.bell("t2"));
     bob.cmd("MSG alice ring").unwrap();
-    wait2(&|s: &str| s.contains("bob: ring"));
+    tmux.wait("t2", t, |s| s.contains("bob: ring"));
     // The bell follows the text in the same write; allow tmux a moment to have read all of it.
     let deadline = Instant::now() + t;
-    while bell() != "1\n" {
+    while !tmux.bell("t2") {
         assert!(
             Instant::now() < deadline,
             "an incoming message did not ring the bell"
@@ -221,21 +206,10 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
     let src = make_file(&files, "big.png", b"\x89PNG\r\n\x1a\n", 64 << 20);
 
     let tmux = Tmux::new("bar");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "20",
-        &repl_command(&lan, "alice", ""),
-    ]);
-    tmux.run(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+    tmux.start("t", &repl_command(&lan, "alice", ""));
     let t = Duration::from_secs(10);
-    tmux.wait_screen(t, |s| s.contains("alice>"));
-    tmux.keys(&[&format!("IMG fake {}", src.display()), "Enter"]);
+    tmux.wait("t", t, |s| s.contains("alice>"));
+    tmux.keys("t", &[&format!("IMG fake {}", src.display()), "Enter"]);
     assert_eq!(fake.recv_udp(t).as_deref(), Some("IMG alice 67108864\n"));
     let (mut conn, _) = fake.tcp.accept().unwrap();
     conn.set_read_timeout(Some(t)).unwrap();
@@ -261,7 +235,7 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
         })
     };
     let is_bar = |l: &str| l.starts_with("[#") && l.contains("% ") && l.contains("of 64.0 MiB");
-    let s = tmux.wait_screen(t, |s| s.lines().any(is_bar));
+    let s = tmux.wait("t", t, |s| s.lines().any(is_bar));
     seen.store(true, std::sync::atomic::Ordering::Relaxed);
     let bar = s.lines().find(|l| is_bar(l)).unwrap().to_string();
     assert!(!bar.contains("100%"), "the bar never showed a part: {bar}");
@@ -270,7 +244,7 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
         (64 << 20) + "IMG alice 67108864\n".len()
     );
     // The final line, then a fresh prompt under it (drawn a moment later).
-    let s = tmux.wait_screen(t, |s| {
+    let s = tmux.wait("t", t, |s| {
         let l: Vec<&str> = s.lines().collect();
         l.iter()
             .position(|l| l.starts_with("sent big.png to fake: 64.0 MiB in "))

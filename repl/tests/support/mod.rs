@@ -14,23 +14,42 @@ use slcp_core::ipc::{Event, IpcClient, RuntimeInfo, ServerMsg};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slcp");
 
-/// A port free for UDP and TCP on every address right now, and never handed out before by this
-/// process (the kernel gives a just-released ephemeral port out again).
+/// A port free for UDP and TCP on every address right now, never handed out before by this
+/// process, and outside the kernel's ephemeral range: a port the kernel picks by itself (a
+/// `bind(0)`, a connect's source port, another test's IPC listener) can then never take it
+/// between this call and the moment the test binds it.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let u = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let p = u.local_addr().unwrap().port();
-        let mut given = GIVEN.lock().unwrap();
-        if given.contains(&p) {
-            continue;
-        }
-        if TcpListener::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
-        {
-            given.push(p);
+    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+    let (low, high) = fixed_port_range();
+    let span = high - low;
+    let mut next = NEXT.lock().unwrap();
+    // Test binaries run one after another; starting each at its own place spreads them anyway.
+    let start =
+        *next.get_or_insert((u64::from(std::process::id()) * 7919 % u64::from(span)) as u32);
+    for i in 0..span {
+        let p = (low + (start + i) % span) as u16;
+        let free = UdpSocket::bind(("0.0.0.0", p)).is_ok()
+            && TcpListener::bind(("0.0.0.0", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free {
+            *next = Some((start + i + 1) % span);
             return p;
         }
     }
+    panic!("no free port in {low}-{high}");
+}
+
+/// The ports below the kernel's ephemeral range (ip_local_port_range), from 10000 up.
+fn fixed_port_range() -> (u32, u32) {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    assert!(
+        low > 12000,
+        "the ephemeral port range starts at {low}; the tests need 10000-12000 outside it"
+    );
+    (10000, low)
 }
 
 /// Reads one line from `r` within `t`.
@@ -561,9 +580,15 @@ pub struct FakePeer {
 
 impl FakePeer {
     pub fn join(handle: &str, client_port: u16) -> FakePeer {
-        let port = free_port();
-        let udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        let tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // Bind both at once; a port taken since free_port looked is passed over, not fatal.
+        let (port, udp, tcp) = (0..100)
+            .find_map(|_| {
+                let port = free_port();
+                let udp = UdpSocket::bind(("127.0.0.1", port)).ok()?;
+                let tcp = TcpListener::bind(("127.0.0.1", port)).ok()?;
+                Some((port, udp, tcp))
+            })
+            .expect("no port pair for a fake peer in 100 tries");
         udp.send_to(
             format!("JOIN {handle} {port}\n").as_bytes(),
             ("127.0.0.1", client_port),
