@@ -511,6 +511,51 @@ fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
 }
 
 #[test]
+fn messages_kept_while_no_prompt_is_attached_are_bounded_and_shown_on_attach() {
+    let mut lan = Lan::new("backlog = 2");
+    lan.start_all(&["alice", "bob"]);
+    let mut b = lan.ipc("bob");
+    assert!(b.wait_peers(&["alice"], 2 * S));
+    // Each reply means the datagram is already queued on alice's socket: her client reads it
+    // before it can read the token of a prompt that connects afterwards.
+    for t in ["one", "two", "three"] {
+        b.cmd(&format!("MSG alice {t}")).unwrap();
+    }
+    let cfg = lan.user("alice").config.to_str().unwrap().to_string();
+    let out = lan.run_script(
+        &["repl", "--config", &cfg],
+        "STATUS
+",
+        10 * S,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        [
+            "error 1 older messages were dropped while no prompt was attached (backlog = 2)",
+            "message bob two",
+            "message bob three"
+        ],
+        "{stdout}"
+    );
+    assert!(lines.contains(&"msg in    3"), "{stdout}");
+    // Shown once: the next prompt starts empty.
+    let out = lan.run_script(
+        &["repl", "--config", &cfg],
+        "STATUS
+",
+        10 * S,
+    );
+    assert!(
+        text(&out.stdout).starts_with("handle    alice\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn sigterm_and_sigint_make_a_client_leave_at_once() {
     // Long expiry: only a LEAVE can explain a prompt departure.
     let mut lan = three_users("heartbeat = 5\nexpiry = 30");
