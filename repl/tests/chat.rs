@@ -481,6 +481,26 @@ fn errors_a_user_can_act_on() {
 }
 
 #[test]
+fn busy_ports_of_the_range_are_skipped() {
+    // Three free ports in a row: the first busy for UDP, the second for TCP, the third free.
+    let p = (0..50)
+        .find_map(|_| {
+            let p = free_port();
+            (free_port() == p + 1 && free_port() == p + 2).then_some(p)
+        })
+        .expect("no three consecutive free ports");
+    let _udp = std::net::UdpSocket::bind(("0.0.0.0", p)).unwrap();
+    let _tcp = std::net::TcpListener::bind(("0.0.0.0", p + 1)).unwrap();
+    let mut lan = Lan::new("");
+    lan.start_discovery();
+    lan.add_user("alice");
+    lan.set_key("alice", "port", &format!("[{p}, {}]", p + 2));
+    lan.start_client("alice");
+    assert_eq!(lan.runtime("alice").port, p + 2);
+    lan.ipc("alice").cmd("STATUS").unwrap();
+}
+
+#[test]
 fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
     // bob starts before any discovery exists: he is listed from his next heartbeat on.
     let mut lan = Lan::new("heartbeat = 0.5\nexpiry = 3");
