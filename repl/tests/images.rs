@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use slcp_core::ipc::Event;
+use slcp_core::ipc::{Event, ServerMsg};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -405,6 +405,36 @@ fn a_send_to_a_dead_client_fails_with_the_cause() {
     let f = make_file(lan.home(), "x.png", b"\x89PNG", 100);
     let e = a.cmd(&format!("IMG bob {}", f.display())).unwrap_err();
     assert!(e.contains("connection refused by 127.0.0.1:"), "{e}");
+}
+
+#[test]
+fn a_receiver_that_stops_reading_fails_the_send_after_the_timeout() {
+    let lan = image_lan("max_image_bytes = 268435456\ntransfer_timeout = 1", true);
+    let mut a = lan.ipc("alice");
+    let fake = FakePeer::join("fake", lan.user("alice").port);
+    assert!(a.wait_peers(&["fake"], 2 * S));
+    // More than any socket buffer holds: the send must wait on the receiver.
+    let f = make_file(lan.home(), "big.png", b"\x89PNG", 64 << 20);
+    let id = a.c.send(&format!("IMG fake {}", f.display())).unwrap();
+    // The connection is accepted, then left open and unread.
+    let (_conn, _) = fake.tcp.accept().unwrap();
+    a.c.set_timeout(Some(10 * S)).unwrap();
+    let err = loop {
+        match a.c.recv().unwrap().expect("client closed") {
+            ServerMsg::Reply {
+                id: got,
+                lines,
+                error,
+            } if got == id => break error.unwrap_or_else(|| panic!("sent: {lines:?}")),
+            _ => {}
+        }
+    };
+    assert!(
+        err.starts_with("image big.png to fake failed: stalled for 1s after "),
+        "{err}"
+    );
+    // The client is whole: it still answers.
+    a.cmd("STATUS").unwrap();
 }
 
 #[test]
