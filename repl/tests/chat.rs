@@ -404,6 +404,69 @@ fn malformed_datagrams_are_counted_and_both_keep_serving() {
 }
 
 #[test]
+fn bad_ipc_input_is_refused_and_the_client_keeps_serving() {
+    use std::io::{Read, Write};
+    let mut lan = Lan::new("");
+    lan.start_all(&["alice"]);
+    let info = lan.runtime("alice");
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", info.ipc_port)).unwrap();
+        s.set_read_timeout(Some(5 * S)).unwrap();
+        s
+    };
+    // What the client says before it closes a connection (nothing, when it resets it).
+    let verdict = |mut s: std::net::TcpStream| {
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        text(&got)
+    };
+    // Random bytes instead of the token line.
+    let mut s = connect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&noise);
+    let _ = s.write_all(b"\n");
+    assert!(verdict(s).contains("wrong IPC token"));
+    // A line that never ends: closed once it passes the limit, not buffered forever.
+    let mut s = connect();
+    let chunk = vec![b'x'; 64 << 10];
+    let mut wrote = 0;
+    while wrote <= slcp_core::ipc::MAX_LINE && s.write_all(&chunk).is_ok() {
+        wrote += chunk.len();
+    }
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(
+        !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "an over-long line was not closed: {end:?}"
+    );
+    // After a good token: broken JSON, JSON of the wrong shape, invalid UTF-8 are ignored, and
+    // the same connection still runs the next good request.
+    let mut s = connect();
+    writeln!(s, "{{\"token\":\"{}\"}}", info.token).unwrap();
+    s.write_all(b"{not json\n[1,2,3]\n{\"id\":\"x\"}\n\xff\xfe\n")
+        .unwrap();
+    s.write_all(b"{\"id\":7,\"line\":\"STATUS\"}\n").unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let mut line = String::new();
+    let reply = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0,
+            "closed"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v.get("id").and_then(|i| i.as_u64()) == Some(7) {
+            break v;
+        }
+    };
+    assert!(reply.to_string().contains("handle    alice"), "{reply}");
+    // And other prompts are served as before.
+    lan.ipc("alice").cmd("STATUS").unwrap();
+}
+
+#[test]
 fn errors_a_user_can_act_on() {
     // No discovery: WHO says so and how to fix it.
     let mut lan = Lan::new("who_wait = 0.2");
