@@ -546,12 +546,7 @@ fn errors_a_user_can_act_on() {
 #[test]
 fn busy_ports_of_the_range_are_skipped() {
     // Three free ports in a row: the first busy for UDP, the second for TCP, the third free.
-    let p = (0..50)
-        .find_map(|_| {
-            let p = free_port();
-            (free_port() == p + 1 && free_port() == p + 2).then_some(p)
-        })
-        .expect("no three consecutive free ports");
+    let p = free_ports(3);
     let _udp = std::net::UdpSocket::bind(("0.0.0.0", p)).unwrap();
     let _tcp = std::net::TcpListener::bind(("0.0.0.0", p + 1)).unwrap();
     let mut lan = Lan::new("");

@@ -15,41 +15,72 @@ use slcp_core::ipc::{Event, IpcClient, RuntimeInfo, ServerMsg};
 pub const BIN: &str = env!("CARGO_BIN_EXE_slcp");
 
 /// A port free for UDP and TCP on every address right now, never handed out before by this
-/// process, and outside the kernel's ephemeral range: a port the kernel picks by itself (a
-/// `bind(0)`, a connect's source port, another test's IPC listener) can then never take it
-/// between this call and the moment the test binds it.
+/// process, and where it can be, outside the kernel's ephemeral range: a port the kernel picks by
+/// itself (a `bind(0)`, a connect's source port, another test's IPC listener) can then never take
+/// it between this call and the moment the test binds it.
 pub fn free_port() -> u16 {
-    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
-    let (low, high) = fixed_port_range();
-    let span = high - low;
-    let mut next = NEXT.lock().unwrap();
-    // Test binaries run one after another; starting each at its own place spreads them anyway.
-    let start =
-        *next.get_or_insert((u64::from(std::process::id()) * 7919 % u64::from(span)) as u32);
-    for i in 0..span {
-        let p = (low + (start + i) % span) as u16;
-        let free = UdpSocket::bind(("0.0.0.0", p)).is_ok()
+    free_ports(1)
+}
+
+/// The first of `n` consecutive ports, each as [`free_port`] gives them.
+pub fn free_ports(n: u16) -> u16 {
+    struct Ports {
+        given: std::collections::HashSet<u16>,
+        cursor: u32,
+    }
+    static PORTS: std::sync::Mutex<Option<Ports>> = std::sync::Mutex::new(None);
+    let is_free = |p: u16| {
+        UdpSocket::bind(("0.0.0.0", p)).is_ok()
             && TcpListener::bind(("0.0.0.0", p)).is_ok()
-            && TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free {
-            *next = Some((start + i + 1) % span);
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+    };
+    let range = fixed_port_range();
+    let mut guard = PORTS.lock().unwrap();
+    let st = guard.get_or_insert_with(|| Ports {
+        given: Default::default(),
+        // Test binaries run one after another; starting each at its own place spreads them.
+        cursor: (u64::from(std::process::id()) * 7919 % 50_000) as u32,
+    });
+    for _ in 0..100_000 {
+        let p = match range {
+            Some((low, high)) => {
+                st.cursor = (st.cursor + 1) % (high - low);
+                (low + st.cursor) as u16
+            }
+            // The ephemeral range covers nearly every port: take the kernel's pick.
+            None => UdpSocket::bind("0.0.0.0:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
+        };
+        let Some(last) = p.checked_add(n - 1) else {
+            continue;
+        };
+        if range.is_some_and(|(_, high)| u32::from(last) >= high) {
+            continue;
+        }
+        if (p..=last).all(|q| !st.given.contains(&q) && is_free(q)) {
+            st.given.extend(p..=last);
             return p;
         }
     }
-    panic!("no free port in {low}-{high}");
+    panic!("no {n} free ports in a row");
 }
 
-/// The ports below the kernel's ephemeral range (ip_local_port_range), from 10000 up.
-fn fixed_port_range() -> (u32, u32) {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    assert!(
-        low > 12000,
-        "the ephemeral port range starts at {low}; the tests need 10000-12000 outside it"
-    );
-    (10000, low)
+/// At least 2000 ports outside the kernel's ephemeral range (ip_local_port_range): below it
+/// from 10000, or above it.
+fn fixed_port_range() -> Option<(u32, u32)> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut r = range.split_whitespace().map(|w| w.parse::<u32>().ok());
+    let (lo, hi) = (r.next()??, r.next()??);
+    if lo >= 12000 {
+        Some((10000, lo))
+    } else if hi <= 63000 {
+        Some((hi + 1, 65536))
+    } else {
+        None
+    }
 }
 
 /// Reads one line from `r` within `t`.
