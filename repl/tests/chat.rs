@@ -73,19 +73,17 @@ fn three_users_see_each_other_chat_and_change_status() {
 
     // AWAY shows in the others' WHO; BACK clears it.
     assert_eq!(a.cmd("away").unwrap(), vec!["you are away"]);
-    assert!(
-        b.wait_event(2 * S, |e| *e
-            == Event::Away {
-                handle: "alice".into()
-            })
-        .is_some()
+    b.expect_event(
+        2 * S,
+        Event::Away {
+            handle: "alice".into(),
+        },
     );
-    assert!(
-        c.wait_event(2 * S, |e| *e
-            == Event::Away {
-                handle: "alice".into()
-            })
-        .is_some()
+    c.expect_event(
+        2 * S,
+        Event::Away {
+            handle: "alice".into(),
+        },
     );
     let who = b.cmd("WHO").unwrap();
     assert!(
@@ -94,12 +92,11 @@ fn three_users_see_each_other_chat_and_change_status() {
         "{who:?}"
     );
     a.cmd("BACK").unwrap();
-    assert!(
-        b.wait_event(2 * S, |e| *e
-            == Event::Back {
-                handle: "alice".into()
-            })
-        .is_some()
+    b.expect_event(
+        2 * S,
+        Event::Back {
+            handle: "alice".into(),
+        },
     );
 
     // HANDLE change is seen by the others; a taken handle is refused.
@@ -109,12 +106,11 @@ fn three_users_see_each_other_chat_and_change_status() {
         c.cmd("HANDLE caroline").unwrap(),
         vec!["you are now caroline (were carol)"]
     );
-    assert!(
-        a.wait_event(2 * S, |e| *e
-            == Event::Leave {
-                handle: "carol".into()
-            })
-        .is_some()
+    a.expect_event(
+        2 * S,
+        Event::Leave {
+            handle: "carol".into(),
+        },
     );
     assert!(
         a.wait_event(
@@ -137,19 +133,17 @@ fn three_users_see_each_other_chat_and_change_status() {
 
     // LEAVE removes the user from the others' tables and from the discovery.
     b.cmd("LEAVE").unwrap();
-    assert!(
-        a.wait_event(2 * S, |e| *e
-            == Event::Leave {
-                handle: "bob".into()
-            })
-        .is_some()
+    a.expect_event(
+        2 * S,
+        Event::Leave {
+            handle: "bob".into(),
+        },
     );
-    assert!(
-        c.wait_event(2 * S, |e| *e
-            == Event::Leave {
-                handle: "bob".into()
-            })
-        .is_some()
+    c.expect_event(
+        2 * S,
+        Event::Leave {
+            handle: "bob".into(),
+        },
     );
     let who = a.cmd("WHO").unwrap();
     assert!(!who.iter().any(|l| l.starts_with("bob ")), "{who:?}");
@@ -579,12 +573,11 @@ fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "message bob while you were out\nbye\n");
     // QUIT made alice leave.
-    assert!(
-        b.wait_event(2 * S, |e| *e
-            == Event::Leave {
-                handle: "alice".into()
-            })
-        .is_some()
+    b.expect_event(
+        2 * S,
+        Event::Leave {
+            handle: "alice".into(),
+        },
     );
 }
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -150,20 +150,11 @@ impl Net {
     }
 
     fn spawn_ready(&self, h: usize, args: &[&str], log: &str) -> Child {
-        let log = std::fs::File::create(self.hosts[h - 1].home.join(log)).unwrap();
-        let mut child = self
-            .cmd(h, args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        assert!(
-            line_within(out, 10 * S).is_some(),
-            "slcp {args:?} on host {h} did not get ready"
-        );
-        child
+        spawn_ready(
+            self.cmd(h, args),
+            &self.hosts[h - 1].home.join(log),
+            &format!("slcp {args:?} on host {h}"),
+        )
     }
 
     fn start_discovery(&mut self, h: usize) {

@@ -59,12 +59,11 @@ fn autoreply_answers_once_per_away_period_and_saves_its_text() {
     // Not away: no auto-reply. Away: exactly one per sender per away period.
     b.cmd("MSG alice are you there?").unwrap();
     a.cmd("AWAY").unwrap();
-    assert!(
-        b.wait_event(2 * S, |e| *e
-            == Event::Away {
-                handle: "alice".into()
-            })
-        .is_some()
+    b.expect_event(
+        2 * S,
+        Event::Away {
+            handle: "alice".into(),
+        },
     );
     b.cmd("MSG alice hello?").unwrap();
     let got = b.wait_event(2 * S, is_auto);
@@ -88,12 +87,11 @@ fn autoreply_answers_once_per_away_period_and_saves_its_text() {
         })
     );
     // The user sees that an auto-reply went out.
-    assert!(
-        a.wait_event(2 * S, |e| *e
-            == Event::Notice {
-                text: "auto-replied to bob".into()
-            })
-        .is_some()
+    a.expect_event(
+        2 * S,
+        Event::Notice {
+            text: "auto-replied to bob".into(),
+        },
     );
 
     // A new away period answers again.
@@ -112,19 +110,17 @@ fn two_away_users_exchange_exactly_one_auto_reply_each() {
     assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
     a.cmd("AWAY").unwrap();
     b.cmd("AWAY").unwrap();
-    assert!(
-        a.wait_event(2 * S, |e| *e
-            == Event::Away {
-                handle: "bob".into()
-            })
-        .is_some()
+    a.expect_event(
+        2 * S,
+        Event::Away {
+            handle: "bob".into(),
+        },
     );
-    assert!(
-        b.wait_event(2 * S, |e| *e
-            == Event::Away {
-                handle: "alice".into()
-            })
-        .is_some()
+    b.expect_event(
+        2 * S,
+        Event::Away {
+            handle: "alice".into(),
+        },
     );
     a.cmd("MSG bob ping").unwrap();
     b.cmd("MSG alice pong").unwrap();

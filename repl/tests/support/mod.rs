@@ -83,6 +83,23 @@ fn fixed_port_range() -> Option<(u32, u32)> {
     }
 }
 
+/// Spawns `cmd` with its stderr in `log` and waits (10 s at most) for its ready line on stdout.
+pub fn spawn_ready(mut cmd: Command, log: &Path, what: &str) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    assert!(
+        line_within(out, Duration::from_secs(10)).is_some(),
+        "{what} did not get ready"
+    );
+    child
+}
+
 /// Reads one line from `r` within `t`.
 pub fn line_within<R: Read + Send + 'static>(r: R, t: Duration) -> Option<String> {
     let (tx, rx) = mpsc::channel();
@@ -205,20 +222,9 @@ impl Lan {
     }
 
     fn spawn_ready(&self, args: &[&str], log: &str) -> Child {
-        let log = std::fs::File::create(self.home().join(log)).unwrap();
-        let mut child = self
-            .cmd()
-            .env("SLCP_LOG", "debug")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let l = line_within(out, Duration::from_secs(10));
-        assert!(l.is_some(), "slcp {args:?} did not get ready");
-        child
+        let mut cmd = self.cmd();
+        cmd.env("SLCP_LOG", "debug").args(args);
+        spawn_ready(cmd, &self.home().join(log), &format!("slcp {args:?}"))
     }
 
     /// Starts this LAN's discovery (a config of its own for the port and expiry).
@@ -413,6 +419,16 @@ impl Ipc {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Asserts that `want` arrives (or has arrived) within `t`.
+    pub fn expect_event(&mut self, t: Duration, want: Event) {
+        let got = self.wait_event(t, |e| *e == want);
+        assert!(
+            got.is_some(),
+            "{want:?} did not arrive within {t:?}; other events: {:?}",
+            self.events
+        );
     }
 
     /// Waits until every handle of `want` is known (from the hello or join events), within `t`.
