@@ -71,9 +71,7 @@ fn image_event(ipc: &mut Ipc, t: Duration) -> (String, u64, PathBuf) {
 #[test]
 fn images_of_every_size_arrive_intact_and_are_named_by_their_magic() {
     let lan = image_lan("max_image_bytes = 268435456", true);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
     let files = lan.home().join("files");
     std::fs::create_dir_all(&files).unwrap();
     let cases = [
@@ -112,9 +110,7 @@ fn images_of_every_size_arrive_intact_and_are_named_by_their_magic() {
 #[test]
 fn several_transfers_at_once_in_both_directions() {
     let lan = image_lan("", true);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
     let files = lan.home().join("files");
     std::fs::create_dir_all(&files).unwrap();
     let f1 = make_file(&files, "a1.png", b"\x89PNG\r\n\x1a\n", 20 << 20);
@@ -545,9 +541,7 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_fails_the_transfer_on_both_sides_and_leaves_no_file() {
     let lan = image_lan("", true);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
     let dir = lan.home().join("img-bob");
     let Some(_disk) = SmallDisk::mount(&dir, 1 << 20) else {
         return;

@@ -30,9 +30,7 @@ fn is_msg(text: &str) -> impl Fn(&Event) -> bool + '_ {
 fn autoreply_answers_once_per_away_period_and_saves_its_text() {
     let auto = workspace_plugin("autoreply");
     let lan = lan_with(&[(&auto, "libslcp_plugin_autoreply.so")], &["alice", "bob"]);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
 
     assert_eq!(
         a.cmd("AUTOREPLY").unwrap(),
@@ -105,9 +103,7 @@ fn autoreply_answers_once_per_away_period_and_saves_its_text() {
 fn two_away_users_exchange_exactly_one_auto_reply_each() {
     let auto = workspace_plugin("autoreply");
     let lan = lan_with(&[(&auto, "libslcp_plugin_autoreply.so")], &["alice", "bob"]);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
     a.cmd("AWAY").unwrap();
     b.cmd("AWAY").unwrap();
     a.expect_event(
@@ -157,9 +153,7 @@ fn two_away_users_exchange_exactly_one_auto_reply_each() {
 fn without_the_autoreply_library_autoreply_is_an_unknown_command() {
     let dice = workspace_plugin("dice");
     let lan = lan_with(&[(&dice, "libslcp_plugin_dice.so")], &["alice", "bob"]);
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
     assert_eq!(
         a.cmd("AUTOREPLY hi").unwrap_err(),
         "unknown command AUTOREPLY; HELP lists the commands, PLUGINS the plugins that loaded"
@@ -219,9 +213,7 @@ fn a_panicking_plugin_a_wrong_abi_and_a_non_library_do_not_hurt_anything_else() 
         lan.add_user(u);
         lan.start_client(u);
     }
-    let mut a = lan.ipc("alice");
-    let mut b = lan.ipc("bob");
-    assert!(a.wait_peers(&["bob"], 2 * S) && b.wait_peers(&["alice"], 2 * S));
+    let (mut a, mut b) = lan.pair("alice", "bob");
 
     let report = a.cmd("PLUGINS").unwrap();
     let bin = lan.home().join("bin");

@@ -14,6 +14,18 @@ set -euo pipefail
 
 die() { echo "harness: $*" >&2; exit 1; }
 
+# add_host NAME I ADDR/PREFIX: namespace NAME-hI with eth0 on NAME-sw's bridge at ADDR.
+add_host() {
+  local name=$1 i=$2 addr=$3 h="$1-h$2"
+  ip netns add "$h"
+  ip -n "$name-sw" link add "p$i" type veth peer name eth0 netns "$h"
+  ip -n "$name-sw" link set "p$i" master br0
+  ip -n "$name-sw" link set "p$i" up
+  ip -n "$h" link set lo up
+  ip -n "$h" addr add "$addr" brd + dev eth0
+  ip -n "$h" link set eth0 up
+}
+
 cmd=${1:-}
 case "$cmd" in
   check)
@@ -30,27 +42,13 @@ case "$cmd" in
     ip -n "$sw" link add br0 type bridge forward_delay 0 stp_state 0
     ip -n "$sw" link set br0 up
     for i in $(seq 1 "$n"); do
-      h="$name-h$i"
-      ip netns add "$h"
-      ip -n "$sw" link add "p$i" type veth peer name eth0 netns "$h"
-      ip -n "$sw" link set "p$i" master br0
-      ip -n "$sw" link set "p$i" up
-      ip -n "$h" link set lo up
-      ip -n "$h" addr add "10.99.0.$i/24" brd + dev eth0
-      ip -n "$h" link set eth0 up
+      add_host "$name" "$i" "10.99.0.$i/24"
     done
     ;;
   host)
     # An extra host with an address of its own choosing (e.g. another subnet on the same wire).
     name=${2:?NAME}; i=${3:?I}; addr=${4:?ADDR/PREFIX}
-    h="$name-h$i"
-    ip netns add "$h"
-    ip -n "$name-sw" link add "p$i" type veth peer name eth0 netns "$h"
-    ip -n "$name-sw" link set "p$i" master br0
-    ip -n "$name-sw" link set "p$i" up
-    ip -n "$h" link set lo up
-    ip -n "$h" addr add "$addr" brd + dev eth0
-    ip -n "$h" link set eth0 up
+    add_host "$name" "$i" "$addr"
     ;;
   route)
     # A route on host I to CIDR straight out of eth0 (same wire, other subnet).

@@ -296,6 +296,17 @@ impl Lan {
         }
     }
 
+    /// IPC connections to the clients of `x` and `y`, once each knows the other (2 s at most).
+    pub fn pair(&self, x: &str, y: &str) -> (Ipc, Ipc) {
+        let (mut a, mut b) = (self.ipc(x), self.ipc(y));
+        let t = Duration::from_secs(2);
+        assert!(
+            a.wait_peers(&[y], t) && b.wait_peers(&[x], t),
+            "{x} and {y} did not see each other"
+        );
+        (a, b)
+    }
+
     /// [`Lan::run_script`] on a thread of its own, for scripts that run side by side.
     pub fn script_thread(
         &self,
