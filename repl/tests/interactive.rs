@@ -85,6 +85,16 @@ impl Drop for Tmux {
     }
 }
 
+/// A screen test: some line starting with `above`, and under it an empty `alice>` prompt.
+fn fresh_prompt_after(above: &str) -> impl Fn(&str) -> bool + '_ {
+    move |s| {
+        let l: Vec<&str> = s.lines().collect();
+        l.iter()
+            .position(|l| l.starts_with(above))
+            .is_some_and(|i| l[i + 1..].iter().any(|l| l.trim_end() == "alice>"))
+    }
+}
+
 fn repl_command(lan: &Lan, handle: &str, env: &str) -> String {
     let h = lan.home().display().to_string();
     format!(
@@ -164,7 +174,10 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     );
 
     // Ctrl-D detaches; the history survives into the next session, which rings the bell
-    // (SLCP_BELL overrides the file) when a message arrives.
+    // (SLCP_BELL overrides the file) when a message arrives. Like a user, the test waits for the
+    // fresh prompt first: while a command runs the terminal is back in cooked mode, where the
+    // kernel's line discipline, not rustyline, takes a Ctrl-D (CI lost one that way).
+    tmux.wait("t", t, fresh_prompt_after("alice> msg bob hello half done"));
     tmux.keys("t", &["C-d"]);
     tmux.wait("t", t, |s| {
         s.contains("detached; your client keeps running")
@@ -244,12 +257,11 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
         (64 << 20) + "IMG alice 67108864\n".len()
     );
     // The final line, then a fresh prompt under it (drawn a moment later).
-    let s = tmux.wait("t", t, |s| {
-        let l: Vec<&str> = s.lines().collect();
-        l.iter()
-            .position(|l| l.starts_with("sent big.png to fake: 64.0 MiB in "))
-            .is_some_and(|i| l[i + 1..].iter().any(|l| l.trim_end() == "alice>"))
-    });
+    let s = tmux.wait(
+        "t",
+        t,
+        fresh_prompt_after("sent big.png to fake: 64.0 MiB in "),
+    );
     assert!(
         !s.lines().any(is_bar),
         "the bar stayed after the final line:\n{s}"
