@@ -149,7 +149,7 @@ fn a_sending_client_keeps_chatting_while_its_transfer_is_held_up() {
         fake.recv_udp(2 * S).as_deref(),
         Some("IMG alice 209715200\n")
     );
-    let (mut conn, _) = fake.tcp.accept().unwrap();
+    let mut conn = fake.accept(2 * S);
     conn.set_read_timeout(Some(10 * S)).unwrap();
     let mut first = vec![0u8; 1 << 20];
     conn.read_exact(&mut first).unwrap();
@@ -413,7 +413,7 @@ fn a_receiver_that_stops_reading_fails_the_send_after_the_timeout() {
     let f = make_file(lan.home(), "big.png", b"\x89PNG", 64 << 20);
     let id = a.c.send(&format!("IMG fake {}", f.display())).unwrap();
     // The connection is accepted, then left open and unread.
-    let (_conn, _) = fake.tcp.accept().unwrap();
+    let _conn = fake.accept(2 * S);
     a.c.set_timeout(Some(10 * S)).unwrap();
     let err = loop {
         match a.c.recv().unwrap().expect("client closed") {

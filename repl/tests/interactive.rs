@@ -224,7 +224,7 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
     tmux.wait("t", t, |s| s.contains("alice>"));
     tmux.keys("t", &[&format!("IMG fake {}", src.display()), "Enter"]);
     assert_eq!(fake.recv_udp(t).as_deref(), Some("IMG alice 67108864\n"));
-    let (mut conn, _) = fake.tcp.accept().unwrap();
+    let mut conn = fake.accept(t);
     conn.set_read_timeout(Some(t)).unwrap();
     // This receiver trickles (256 KiB every 20 ms) until the bar has been seen, so the
     // transfer lasts long enough for a screen to catch it; then it takes the rest at once.

@@ -506,10 +506,11 @@ fn doctor_tells_which_direction_is_blocked_and_static_peers_fix_another_subnet()
     assert!(ann.wait_peers(&["bob", "zoe"], 3 * S));
 
     let cfg = net.hosts[0].home.join("ann.toml");
-    let out = net
-        .cmd(1, &["doctor", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_with_input(
+        net.cmd(1, &["doctor", "--config", cfg.to_str().unwrap()]),
+        "",
+        10 * S,
+    );
     let report = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(

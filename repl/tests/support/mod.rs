@@ -669,4 +669,15 @@ impl FakePeer {
         }
         None
     }
+
+    /// The client's TCP connection, waited for at most `t` (std's accept has no timeout, so a
+    /// helper thread accepts on a clone of the listener; it dies with the test on a timeout).
+    pub fn accept(&self, t: Duration) -> TcpStream {
+        let l = self.tcp.try_clone().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(l.accept().map(|(c, _)| c)));
+        rx.recv_timeout(t)
+            .unwrap_or_else(|_| panic!("the client did not connect within {t:?}"))
+            .unwrap()
+    }
 }
