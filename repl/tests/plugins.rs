@@ -26,6 +26,20 @@ fn is_msg(text: &str) -> impl Fn(&Event) -> bool + '_ {
     move |e| matches!(e, Event::Message { text: t, .. } if t == text)
 }
 
+/// alice sends bob a marker, which must be the next message bob gets: nothing automatic went
+/// out from alice before it.
+fn alice_sent_nothing_before_a_marker(a: &mut Ipc, b: &mut Ipc) {
+    a.cmd("MSG bob marker").unwrap();
+    let next = b.wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
+    assert_eq!(
+        next,
+        Some(Event::Message {
+            from: "alice".into(),
+            text: "marker".into()
+        })
+    );
+}
+
 #[test]
 fn autoreply_answers_once_per_away_period_and_saves_its_text() {
     let auto = workspace_plugin("autoreply");
@@ -75,15 +89,7 @@ fn autoreply_answers_once_per_away_period_and_saves_its_text() {
     b.cmd("MSG alice hello again?").unwrap();
     // alice's marker comes after anything her client sent in answer to "hello again?".
     assert!(a.wait_event(2 * S, is_msg("hello again?")).is_some());
-    a.cmd("MSG bob marker").unwrap();
-    let next = b.wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
-    assert_eq!(
-        next,
-        Some(Event::Message {
-            from: "alice".into(),
-            text: "marker".into()
-        })
-    );
+    alice_sent_nothing_before_a_marker(&mut a, &mut b);
     // The user sees that an auto-reply went out.
     a.expect_event(
         2 * S,
@@ -168,15 +174,7 @@ fn without_the_autoreply_library_autoreply_is_an_unknown_command() {
     a.cmd("AWAY").unwrap();
     b.cmd("MSG alice hi").unwrap();
     assert!(a.wait_event(2 * S, is_msg("hi")).is_some());
-    a.cmd("MSG bob marker").unwrap();
-    let next = b.wait_event(2 * S, |e| matches!(e, Event::Message { .. }));
-    assert_eq!(
-        next,
-        Some(Event::Message {
-            from: "alice".into(),
-            text: "marker".into()
-        })
-    );
+    alice_sent_nothing_before_a_marker(&mut a, &mut b);
     // The plugin that is there works.
     let out = a.cmd("DICE bob 2d6").unwrap();
     assert!(
