@@ -7,7 +7,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use slcp_core::Handle;
+use slcp_core::codec::Forms;
 
 use crate::{Config, PortRange, Raw};
 
@@ -177,6 +180,72 @@ pub static KEYS: &[Key] = &[
         doc: "Seconds an image transfer may stall before it is aborted.",
         apply: |c, r| set_secs(&mut c.transfer_timeout, r),
         show: |c| secs(c.transfer_timeout),
+    },
+    Key {
+        name: "confirm_grace",
+        doc: "Seconds an image send waits, after its last byte, for the receiver to close the\n\
+              connection; a receiver that never closes gets \"sent (the receiver did not confirm)\".",
+        apply: |c, r| set_secs(&mut c.confirm_grace, r),
+        show: |c| secs(c.confirm_grace),
+    },
+    Key {
+        name: "forms",
+        doc: "The wire forms used with a peer that has not shown its own (empty: SLCP.md's).\n\
+              Words: recipient, quoted, knownusers, colon, tcp, one-datagram, no-newline,\n\
+              named-img, ready-img, or \"reference\" for the reference implementation's set.",
+        apply: |c, r| {
+            c.forms = forms(r)?;
+            Ok(())
+        },
+        show: |c| forms_toml(&c.forms),
+    },
+    Key {
+        name: "peer_forms",
+        doc: "Wire forms of particular peers: a table from a handle or an IP address to a list of\n\
+              forms (the discovery reads the addresses: which hosts read KNOWNUSERS, ...).",
+        apply: |c, r| {
+            let mut out = BTreeMap::new();
+            for (k, v) in table(r).ok_or_else(|| FORMS_TABLE_RULE.to_string())? {
+                out.insert(
+                    k.clone(),
+                    forms(&Raw::Toml(v)).map_err(|e| format!("{k}: {e}"))?,
+                );
+            }
+            c.peer_forms = out;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c
+                .peer_forms
+                .iter()
+                .map(|(k, f)| format!("{} = {}", toml_str(k), forms_toml(f)))
+                .collect();
+            format!("{{ {} }}", v.join(", "))
+        },
+    },
+    Key {
+        name: "image_ports",
+        doc: "TCP ports where particular peers take images: a table from a handle to a port, for\n\
+              peers whose image port is not their JOIN port (the reference implementation's).",
+        apply: |c, r| {
+            let rule = || "a table of handle = port, e.g. { fab = 6001 }".to_string();
+            let mut out = BTreeMap::new();
+            for (k, v) in table(r).ok_or_else(rule)? {
+                let p = port(&Raw::Toml(v)).ok_or_else(rule)?;
+                Handle::new(&k).map_err(|e| format!("{k:?} is not a handle ({e})"))?;
+                out.insert(k, p);
+            }
+            c.image_ports = out;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c
+                .image_ports
+                .iter()
+                .map(|(k, p)| format!("{} = {p}", toml_str(k)))
+                .collect();
+            format!("{{ {} }}", v.join(", "))
+        },
     },
     Key {
         name: "heartbeat",
@@ -382,5 +451,43 @@ fn set_secs(slot: &mut Duration, r: &Raw) -> Result<(), String> {
     Ok(())
 }
 
+const FORMS_TABLE_RULE: &str =
+    "a table of handle or IP address = list of forms, e.g. { \"10.0.0.7\" = [\"knownusers\"] }";
+
+/// A TOML value from a file, or parsed from the text of a flag or variable.
+fn toml_value(r: &Raw) -> Option<toml::Value> {
+    match r {
+        Raw::Toml(v) => Some(v.clone()),
+        Raw::Text(s) => toml::from_str::<toml::Table>(&format!("v = {s}"))
+            .ok()
+            .and_then(|mut t| t.remove("v")),
+    }
+}
+
+fn table(r: &Raw) -> Option<Vec<(String, toml::Value)>> {
+    match toml_value(r)? {
+        toml::Value::Table(t) => Some(t.into_iter().collect()),
+        _ => None,
+    }
+}
+
+fn forms(r: &Raw) -> Result<Forms, String> {
+    let words: Vec<String> = match toml_value(r) {
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| FORMS_RULE.to_string())?,
+        _ => list(r).ok_or_else(|| FORMS_RULE.to_string())?,
+    };
+    Forms::parse(words.iter().map(String::as_str)).map_err(|e| format!("{FORMS_RULE} ({e})"))
+}
+
+fn forms_toml(f: &Forms) -> String {
+    let v: Vec<String> = f.words().iter().map(|w| toml_str(w)).collect();
+    format!("[{}]", v.join(", "))
+}
+
+const FORMS_RULE: &str = "a list of forms: recipient, quoted, knownusers, colon, tcp, one-datagram, no-newline, named-img, ready-img, reference";
 const AWAY_RULE: &str = "a number of minutes from 0 (never) to 10080";
 const SECS_RULE: &str = "a number of seconds from 0.01 to 86400";

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slcp_core::Handle;
+use slcp_core::codec::Forms;
 use thiserror::Error;
 
 mod keys;
@@ -114,6 +115,14 @@ pub struct Config {
     pub auto_away: Option<Duration>,
     /// How many lines of command history are kept.
     pub history_size: usize,
+    /// How long an image send waits for the receiver to close after the last byte.
+    pub confirm_grace: Duration,
+    /// The forms sent to peers that have shown none (empty: SLCP.md's).
+    pub forms: Forms,
+    /// Forms of particular peers, by handle or IP address.
+    pub peer_forms: BTreeMap<String, Forms>,
+    /// Image ports of peers that take images elsewhere than on their JOIN port, by handle.
+    pub image_ports: BTreeMap<String, u16>,
 }
 
 /// A configuration error: one line naming where, which key, what was found and what is allowed.
@@ -240,6 +249,10 @@ impl Config {
             backlog: 1000,
             auto_away: None,
             history_size: 1000,
+            confirm_grace: Duration::from_secs(2),
+            forms: Forms::default(),
+            peer_forms: BTreeMap::new(),
+            image_ports: BTreeMap::new(),
         }
     }
 

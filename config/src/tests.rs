@@ -58,6 +58,10 @@ bell = false
 backlog = 5
 auto_away = 0.5
 history_size = 7
+confirm_grace = 0.5
+forms = ["quoted"]
+peer_forms = { fab = ["reference"], "10.0.0.7" = ["knownusers", "colon"] }
+image_ports = { fab = 6001 }
 "#,
     )
     .unwrap();
@@ -86,6 +90,17 @@ history_size = 7
     assert!(!c.bell);
     assert_eq!((c.backlog, c.history_size), (5, 7));
     assert_eq!(c.auto_away, Some(Duration::from_secs(30)));
+    assert_eq!(c.confirm_grace, Duration::from_millis(500));
+    assert_eq!(c.forms.words(), vec!["quoted"]);
+    assert_eq!(
+        c.peer_forms["fab"].words(),
+        vec!["one-datagram", "no-newline", "named-img"]
+    );
+    assert_eq!(
+        c.peer_forms["10.0.0.7"].words(),
+        vec!["knownusers", "colon"]
+    );
+    assert_eq!(c.image_ports["fab"], 6001);
     assert!(
         l.sources.values().all(|s| matches!(s, Source::File(_))),
         "every key came from the file: {:?}",

@@ -74,6 +74,13 @@ pub enum Event {
         /// Where they receive, `ip:port`.
         addr: String,
     },
+    /// A user now goes by another handle (a JOIN of a new handle from the old one's address).
+    Rename {
+        /// The old handle.
+        from: String,
+        /// The new handle.
+        to: String,
+    },
     /// A user left or expired.
     Leave {
         /// Their handle.
@@ -136,6 +143,7 @@ impl Event {
         match self {
             Event::Message { from, text } => format!("message {from} {}", escape(text)),
             Event::Join { handle, addr } => format!("join {handle} {addr}"),
+            Event::Rename { from, to } => format!("rename {from} {to}"),
             Event::Leave { handle } => format!("leave {handle}"),
             Event::Away { handle } => format!("away {handle}"),
             Event::Back { handle } => format!("back {handle}"),
@@ -158,6 +166,7 @@ impl Event {
             | Event::Back { handle }
             | Event::Clash { handle, .. }
             | Event::Handle { handle } => Some(handle),
+            Event::Rename { to, .. } => Some(to),
             Event::Progress { .. } | Event::Notice { .. } | Event::Error { .. } => None,
         }
     }
@@ -168,6 +177,7 @@ impl Event {
             Event::Message { .. } => "message",
             Event::Join { .. } => "join",
             Event::Leave { .. } => "leave",
+            Event::Rename { .. } => "rename",
             Event::Away { .. } => "away",
             Event::Back { .. } => "back",
             Event::Clash { .. } => "clash",

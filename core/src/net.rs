@@ -127,3 +127,47 @@ pub fn is_local(ip: IpAddr, local: &[Ipv4Addr]) -> bool {
 pub fn local_addresses() -> Vec<Ipv4Addr> {
     interfaces().into_iter().map(|i| i.ip).collect()
 }
+
+/// Asks the kernel to queue an error for every datagram of `s` that bounces (ICMP port or host
+/// unreachable), with the datagram's destination, so [`read_bounces`] can tell which peer is gone.
+pub fn enable_bounces(s: &impl std::os::fd::AsFd) -> io::Result<()> {
+    nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
+        .map_err(io::Error::from)
+}
+
+/// The destinations of our datagrams that bounced with "port unreachable" (nobody listens there)
+/// since the last call; other errors are dropped. Never blocks.
+pub fn read_bounces(s: &impl std::os::fd::AsRawFd) -> Vec<SocketAddr> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+    let mut out = Vec::new();
+    // Bounded: a flood of errors is read in slices, the rest on the next readiness.
+    for _ in 0..256 {
+        let mut data = [0u8; 64];
+        let mut iov = [std::io::IoSliceMut::new(&mut data)];
+        let mut cmsg = nix::cmsg_space!(libc_sock_extended_err, libc_sockaddr_in);
+        let r = recvmsg::<SockaddrIn>(
+            s.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        );
+        let Ok(msg) = r else { break };
+        let dest = msg.address.map(|a| SocketAddr::from((a.ip(), a.port())));
+        let Ok(mut cmsgs) = msg.cmsgs() else { continue };
+        let refused = cmsgs.any(|c| {
+            matches!(c, ControlMessageOwned::Ipv4RecvErr(e, _)
+                if e.ee_errno == nix::errno::Errno::ECONNREFUSED as u32)
+        });
+        if let (true, Some(d)) = (refused, dest) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Sizes for the control buffer of [`read_bounces`] (`struct sock_extended_err` and the
+/// offender's `struct sockaddr_in`), spelled as arrays so no libc types are needed here.
+#[allow(non_camel_case_types)]
+type libc_sock_extended_err = [u32; 4];
+#[allow(non_camel_case_types)]
+type libc_sockaddr_in = [u8; 16];

@@ -535,6 +535,8 @@ impl PluginHost {
                 Event::Message { from, text } => (event_kind::MESSAGE, from, text, 0),
                 Event::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
                 Event::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
+                // To a plugin, a rename is the old handle leaving and the new one joining.
+                Event::Rename { from, .. } => (event_kind::LEAVE, from, "", 0),
                 Event::Away { handle } => (event_kind::AWAY, handle, "", 0),
                 Event::Back { handle } => (event_kind::BACK, handle, "", 0),
                 Event::Handle { handle } => (event_kind::SELF_HANDLE, handle, "", 0),

@@ -5,7 +5,7 @@
 //! also listens on TCP `127.0.0.1:<whoisport>`: binding it is the one-per-host lock, and a
 //! connection there gets one JSON line of counters (what `slcp` uses to see that discovery runs).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -15,197 +15,11 @@ use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use slcp_core::codec::{self, Handle, Message, UserEntry};
+use slcp_core::codec::Forms;
 use slcp_core::net;
 
-/// One user in the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The source address of their datagrams.
-    pub ip: IpAddr,
-    /// Their SLCP port.
-    pub port: u16,
-    /// Whether they said AWAY.
-    pub away: bool,
-    last_seen: Instant,
-}
-
-/// Counters, reported on the status port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams received.
-    pub datagrams: u64,
-    /// Lines dropped as malformed.
-    pub malformed: u64,
-    /// WHO answered.
-    pub who: u64,
-    /// JOINs refused because another address holds the handle.
-    pub clashes: u64,
-}
-
-/// The discovery table.
-#[derive(Debug)]
-pub struct Table {
-    entries: BTreeMap<Handle, Entry>,
-    expiry: Duration,
-    local_ips: Vec<Ipv4Addr>,
-    /// Counters.
-    pub stats: Stats,
-}
-
-impl Table {
-    /// An empty table whose entries live `expiry` without a refresh; `local_ips` are this host's
-    /// addresses (a client seen from loopback and from the LAN is one client).
-    pub fn new(expiry: Duration, local_ips: Vec<Ipv4Addr>) -> Table {
-        Table {
-            entries: BTreeMap::new(),
-            expiry,
-            local_ips,
-            stats: Stats::default(),
-        }
-    }
-
-    /// The users, by handle.
-    pub fn entries(&self) -> &BTreeMap<Handle, Entry> {
-        &self.entries
-    }
-
-    fn same_client(&self, e: &Entry, ip: IpAddr, port: u16) -> bool {
-        e.port == port
-            && (e.ip == ip
-                || (net::is_local(e.ip, &self.local_ips) && net::is_local(ip, &self.local_ips)))
-    }
-
-    fn same_host(&self, e: &Entry, ip: IpAddr) -> bool {
-        e.ip == ip || (net::is_local(e.ip, &self.local_ips) && net::is_local(ip, &self.local_ips))
-    }
-
-    /// Takes one datagram from `src`; returns the datagrams to send back to `src`.
-    pub fn datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) -> Vec<Vec<u8>> {
-        self.stats.datagrams += 1;
-        let mut out = Vec::new();
-        for r in codec::decode_datagram(bytes) {
-            match r {
-                Ok(m) => out.extend(self.message(now, src, m)),
-                Err(e) => {
-                    self.stats.malformed += 1;
-                    debug!("dropped a malformed datagram from {src}: {e}");
-                }
-            }
-        }
-        out
-    }
-
-    fn message(&mut self, now: Instant, src: SocketAddr, m: Message) -> Vec<Vec<u8>> {
-        let ip = src.ip();
-        match m {
-            Message::Join { handle, port } => {
-                if ip.is_unspecified() {
-                    return Vec::new();
-                }
-                let held = self.entries.get(&handle).map(|e| {
-                    (
-                        now.duration_since(e.last_seen) <= self.expiry,
-                        self.same_client(e, ip, port),
-                    )
-                });
-                match held {
-                    Some((true, false)) => {
-                        self.stats.clashes += 1;
-                        let e = &self.entries[&handle];
-                        info!(
-                            "JOIN {handle} from {ip}:{port} refused: held by {}:{}",
-                            e.ip, e.port
-                        );
-                    }
-                    Some((_, true)) => {
-                        let e = self.entries.get_mut(&handle).expect("held");
-                        e.last_seen = now;
-                        // The LAN address is the one other hosts can reach; keep it over loopback.
-                        if e.ip.is_loopback() && !ip.is_loopback() {
-                            e.ip = ip;
-                        }
-                    }
-                    _ => {
-                        info!("{handle} joined from {ip}:{port}");
-                        let entry = Entry {
-                            ip,
-                            port,
-                            away: false,
-                            last_seen: now,
-                        };
-                        self.entries.insert(handle, entry);
-                    }
-                }
-                Vec::new()
-            }
-            Message::Leave { handle } => {
-                if self
-                    .entries
-                    .get(&handle)
-                    .is_some_and(|e| self.same_host(e, ip))
-                {
-                    info!("{handle} left");
-                    self.entries.remove(&handle);
-                }
-                Vec::new()
-            }
-            Message::Away { handle } | Message::Back { handle }
-                if !self.entries.contains_key(&handle) =>
-            {
-                Vec::new()
-            }
-            Message::Away { handle } => self.presence(now, &handle, ip, true),
-            Message::Back { handle } => self.presence(now, &handle, ip, false),
-            Message::Who => {
-                self.stats.who += 1;
-                let list: Vec<UserEntry> = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| now.duration_since(e.last_seen) <= self.expiry)
-                    .map(|(h, e)| UserEntry {
-                        handle: h.clone(),
-                        ip: e.ip,
-                        port: e.port,
-                    })
-                    .collect();
-                codec::encode_knowusers(&list)
-            }
-            other => {
-                debug!("ignored {} from {src}: not for discovery", other.word());
-                Vec::new()
-            }
-        }
-    }
-
-    fn presence(&mut self, now: Instant, handle: &Handle, ip: IpAddr, away: bool) -> Vec<Vec<u8>> {
-        let same = self
-            .entries
-            .get(handle)
-            .is_some_and(|e| self.same_host(e, ip));
-        if let Some(e) = self.entries.get_mut(handle).filter(|_| same) {
-            e.away = away;
-            e.last_seen = now;
-        }
-        Vec::new()
-    }
-
-    /// Drops the entries not refreshed for longer than the expiry; returns their handles.
-    pub fn expire(&mut self, now: Instant) -> Vec<Handle> {
-        let expiry = self.expiry;
-        let gone: Vec<Handle> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| now.duration_since(e.last_seen) > expiry)
-            .map(|(h, _)| h.clone())
-            .collect();
-        for h in &gone {
-            info!("{h} expired");
-            self.entries.remove(h);
-        }
-        gone
-    }
-}
+mod table;
+pub use table::{Entry, MAX_ENTRIES, MAX_PER_SOURCE, Stats, Table, WHO_PER_SEC};
 
 /// How to run the daemon.
 #[derive(Debug, Clone)]
@@ -216,6 +30,8 @@ pub struct Options {
     pub expiry: Duration,
     /// Run even if another discovery holds the port on this host.
     pub share: bool,
+    /// Forms of hosts set in the config (e.g. which read `KNOWNUSERS`).
+    pub host_forms: HashMap<IpAddr, Forms>,
 }
 
 /// Why the daemon could not run.
@@ -261,6 +77,9 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
     };
     let udp = net::bind_udp(opts.whoisport, true)
         .map_err(io_err(format!("binding UDP port {}", opts.whoisport)))?;
+    if let Err(e) = net::enable_bounces(&udp) {
+        warn!("closed ports of users will go unnoticed: {e}");
+    }
     let poll = Poll::new().map_err(io_err("creating the poll"))?;
     let mut udp = UdpSocket::from_std(udp);
     let mut status = lock.map(TcpListener::from_std);
@@ -276,6 +95,7 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
     }
     let mut poll = poll;
     let mut table = Table::new(opts.expiry, net::local_addresses());
+    table.set_host_forms(opts.host_forms.clone());
     info!("discovery listening on UDP port {}", opts.whoisport);
     ready();
 
@@ -284,7 +104,10 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
     let mut events = Events::with_capacity(64);
     let mut buf = vec![0u8; 65_536];
     loop {
-        let timeout = next_sweep.saturating_duration_since(Instant::now());
+        let deadline = table
+            .next_deadline()
+            .map_or(next_sweep, |d| d.min(next_sweep));
+        let timeout = deadline.saturating_duration_since(Instant::now());
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -293,19 +116,22 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
         }
         for ev in events.iter() {
             match ev.token() {
-                UDP => loop {
-                    match udp.recv_from(&mut buf) {
-                        Ok((n, src)) => {
-                            for reply in table.datagram(Instant::now(), src, &buf[..n]) {
-                                if let Err(e) = udp.send_to(&reply, src) {
-                                    debug!("reply to {src}: {e}");
-                                }
-                            }
+                UDP => {
+                    if ev.is_error() {
+                        for addr in net::read_bounces(&udp) {
+                            send_all(&udp, table.bounced(Instant::now(), addr));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => debug!("UDP receive: {e}"),
                     }
-                },
+                    loop {
+                        match udp.recv_from(&mut buf) {
+                            Ok((n, src)) => {
+                                send_all(&udp, table.datagram(Instant::now(), src, &buf[..n]))
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => debug!("UDP receive: {e}"),
+                        }
+                    }
+                }
                 STATUS => {
                     if let Some(s) = status.as_mut() {
                         answer_status(s, &table);
@@ -319,9 +145,17 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
             }
         }
         let now = Instant::now();
-        if now >= next_sweep {
-            table.expire(now);
+        if now >= next_sweep || table.next_deadline().is_some_and(|d| now >= d) {
+            send_all(&udp, table.tick(now));
             next_sweep = now + sweep;
+        }
+    }
+}
+
+fn send_all(udp: &UdpSocket, out: Vec<(SocketAddr, Vec<u8>)>) {
+    for (to, b) in out {
+        if let Err(e) = udp.send_to(&b, to) {
+            debug!("send to {to}: {e}");
         }
     }
 }
@@ -329,13 +163,16 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
 /// The status line a connection to TCP 127.0.0.1:whoisport receives.
 pub fn status_line(table: &Table) -> String {
     format!(
-        "{{\"service\":\"slcp-discovery\",\"pid\":{},\"users\":{},\"datagrams\":{},\"malformed\":{},\"who\":{},\"clashes\":{}}}\n",
+        "{{\"service\":\"slcp-discovery\",\"pid\":{},\"users\":{},\"heartbeating\":{},\"datagrams\":{},\"malformed\":{},\"who\":{},\"clashes\":{},\"relayed\":{},\"refused\":{}}}\n",
         std::process::id(),
-        table.entries.len(),
+        table.entries().len(),
+        table.entries().values().filter(|e| e.refreshed).count(),
         table.stats.datagrams,
         table.stats.malformed,
         table.stats.who,
-        table.stats.clashes
+        table.stats.clashes,
+        table.stats.relayed,
+        table.stats.refused
     )
 }
 
@@ -356,6 +193,3 @@ fn answer_status(listener: &mut TcpListener, table: &Table) {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

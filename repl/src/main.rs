@@ -55,6 +55,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 whoisport: c.whoisport,
                 expiry: c.expiry,
                 share: *share,
+                host_forms: c
+                    .peer_forms
+                    .iter()
+                    .filter_map(|(k, f)| k.parse().ok().map(|ip| (ip, *f)))
+                    .collect(),
             };
             slcp_discovery::run(opts, || {
                 ready_line(&format!("discovery listening on UDP port {}", c.whoisport))
@@ -91,6 +96,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 imagepath: c.imagepath.clone(),
                 max_image_bytes: c.max_image_bytes,
                 transfer_timeout: c.transfer_timeout,
+                confirm_grace: c.confirm_grace,
+                forms: c.forms,
+                peer_forms: c.peer_forms.clone(),
+                image_ports: c.image_ports.clone(),
             };
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {

@@ -161,9 +161,21 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
     match e {
         Event::Message { from, text } => {
             let ring = if bell { "\x07" } else { "" };
-            format!("{b}{from}{r}: {text}{ring}")
+            let auto = if slcp_plugin_api::markers::is_auto_reply(text) {
+                format!(" {d}(automatic reply){r}")
+            } else {
+                String::new()
+            };
+            match from.strip_prefix('?').and_then(|f| f.split_once('@')) {
+                // Named a handle its source does not hold: say so, never show it as that user.
+                Some((name, addr)) => {
+                    format!("? \"{name}\" from {addr} (not {name}): {text}{auto}{ring}")
+                }
+                None => format!("{b}{from}{r}: {text}{auto}{ring}"),
+            }
         }
         Event::Join { handle, addr } => format!("{d}* {handle} joined ({addr}){r}"),
+        Event::Rename { from, to } => format!("{d}* {from} is now {to}{r}"),
         Event::Leave { handle } => format!("{d}* {handle} left{r}"),
         Event::Away { handle } => format!("{d}* {handle} is away{r}"),
         Event::Back { handle } => format!("{d}* {handle} is back{r}"),

@@ -203,6 +203,18 @@ impl Net {
     }
 
     /// The handles host `h`'s discovery lists, asked from inside that host.
+    /// The number of users host `h`'s discovery has seen heartbeat (its status line).
+    fn heartbeating(&self, h: usize) -> u64 {
+        in_ns(&self.hosts[h - 1].ns, || {
+            let mut s = std::net::TcpStream::connect("127.0.0.1:4000").unwrap();
+            s.set_read_timeout(Some(2 * S)).unwrap();
+            let mut l = String::new();
+            std::io::Read::read_to_string(&mut s, &mut l).unwrap();
+            let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+            v["heartbeating"].as_u64().unwrap()
+        })
+    }
+
     fn discovery_table(&self, h: usize) -> Vec<String> {
         in_ns(&self.hosts[h - 1].ns, || {
             ask_who("127.0.0.1:4000".parse().unwrap())
@@ -379,6 +391,17 @@ fn a_link_that_goes_down_and_up_brings_its_users_back() {
     let (net, mut ipcs, _) = six_users("");
     let a = ipcs.get_mut("ann").unwrap();
     assert!(a.wait_peers(&["cat", "cal"], 3 * S));
+    // A user is dropped for silence only once it has shown that it heartbeats (one that sent a
+    // single JOIN is kept until it leaves or its port is found closed): cut the link once host
+    // 1's discovery has seen all six heartbeat (the first heartbeat is 0.5 s after the JOIN).
+    let deadline = Instant::now() + 5 * S;
+    while net.heartbeating(1) < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "host 1 never saw everyone heartbeat"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     sh(&["link", &net.name, "3", "down"]).unwrap();
     for u in ["cat", "cal"] {
         let gone = a.wait_event(6 * S, |e| *e == Event::Leave { handle: u.into() });

@@ -9,12 +9,16 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{info, warn};
 
-use crate::codec::{self, Handle, Message, UserEntry};
+use crate::codec::{self, Forms, Handle, Message};
 use crate::ipc::{ArgKind, CommandInfo, Event, ServerMsg};
-use crate::net;
 use crate::plugin::{CallOut, PluginEvent};
+
+use super::peers::{Peer, Peers};
+
+/// Greetings (our JOIN unicast to a newly learned peer) sent per second at most.
+const GREETS_PER_SEC: u32 = 64;
 
 /// Identifies one attached REPL connection; never reused.
 pub type ConnId = u64;
@@ -42,6 +46,12 @@ pub struct Settings {
     pub backlog: usize,
     /// Go away after this long without a command.
     pub auto_away: Option<Duration>,
+    /// The forms sent to a peer that has shown none (SLCP.md's by default).
+    pub forms: Forms,
+    /// Forms set in the config for a handle or an IP address.
+    pub peer_forms: BTreeMap<String, Forms>,
+    /// Image ports of peers that receive images elsewhere than on their JOIN port.
+    pub image_ports: BTreeMap<String, u16>,
 }
 
 /// Counters, shown by STATUS.
@@ -57,6 +67,10 @@ pub struct Stats {
     pub messages_out: u64,
     /// Messages dropped from a full backlog.
     pub backlog_dropped: u64,
+    /// Claims, presence and messages refused because their source does not hold the handle.
+    pub refused: u64,
+    /// Peers greeted.
+    pub greeted: u64,
 }
 
 /// Where an IPC line goes.
@@ -73,6 +87,8 @@ pub enum To {
 pub struct Outbox {
     /// Datagrams to send.
     pub udp: Vec<(SocketAddr, Vec<u8>)>,
+    /// SLCP lines for peers without a UDP socket, each sent on a TCP connection of its own.
+    pub tcp: Vec<(SocketAddr, Vec<u8>)>,
     /// IPC lines to write.
     pub ipc: Vec<(To, ServerMsg)>,
     /// The client should leave and exit.
@@ -81,8 +97,8 @@ pub struct Outbox {
     pub plugin_calls: Vec<(ConnId, u64, String, String)>,
     /// Events for plugins.
     pub plugin_events: Vec<PluginEvent>,
-    /// UDP image announcements heard: (source ip, sender, size).
-    pub img_announced: Vec<(IpAddr, String, u64)>,
+    /// UDP image announcements heard: (source address, sender, size).
+    pub img_announced: Vec<(SocketAddr, String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,19 +109,9 @@ enum State {
     Clashed(SocketAddr),
 }
 
-/// A peer as this client knows it.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Where it receives.
-    pub addr: SocketAddr,
-    /// Whether it said AWAY.
-    pub away: bool,
-    last_seen: Instant,
-}
-
 #[derive(Debug)]
 enum Pending {
-    Who { heard_at_start: u64 },
+    Who { heard_at_start: u64, verbose: bool },
     Msg { to: Handle, text: String },
     Rename { new: Handle },
 }
@@ -179,7 +185,19 @@ pub struct Chat {
     me: Handle,
     state: State,
     away: bool,
-    peers: BTreeMap<Handle, Peer>,
+    peers: Peers,
+    /// A discovery listed us at our own address since we joined: we hold our handle, and
+    /// nobody's claim takes it from us.
+    confirmed: bool,
+    /// The WHO round (one per heartbeat) and the discoveries that answered in it.
+    round: u64,
+    answered: BTreeSet<IpAddr>,
+    /// Discoveries that list away users with a flag (the reference implementation's `[AFK]`).
+    flag_writers: BTreeSet<IpAddr>,
+    /// When we last asked WHO: KNOWUSERS from a non-discovery is believed only soon after.
+    last_who: Option<Instant>,
+    /// Greetings we may still send this second (a flood of new peers is not reflected).
+    greet_budget: (Instant, u32),
     pending: HashMap<u64, PendingCmd>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_pending: u64,
@@ -208,7 +226,13 @@ impl Chat {
             me: s.handle.clone(),
             state: State::Left,
             away: false,
-            peers: BTreeMap::new(),
+            peers: Peers::new(s.local_ips.clone()),
+            confirmed: false,
+            round: 0,
+            answered: BTreeSet::new(),
+            flag_writers: BTreeSet::new(),
+            last_who: None,
+            greet_budget: (now, GREETS_PER_SEC),
             pending: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_pending: 0,
@@ -239,6 +263,7 @@ impl Chat {
             info!("broadcast targets now {broadcast:?}");
         }
         self.s.broadcast = broadcast;
+        self.peers.local_ips = local_ips.clone();
         self.s.local_ips = local_ips;
     }
 
@@ -286,37 +311,41 @@ impl Chat {
         self.peers.get(to).map(|p| p.addr)
     }
 
-    /// Announces an image of `size` bytes to `addr` (the UDP half of SLCP's IMG).
-    pub fn announce_image(&mut self, addr: SocketAddr, size: u64) {
+    /// The forms `to` uses, and where it takes images (its JOIN port unless the config says
+    /// otherwise).
+    pub fn image_target(&self, to: &Handle) -> Option<(SocketAddr, Forms)> {
+        let p = self.peers.get(to)?;
+        let port = self
+            .s
+            .image_ports
+            .get(to.as_str())
+            .copied()
+            .unwrap_or(p.addr.port());
+        Some((SocketAddr::new(p.addr.ip(), port), p.forms))
+    }
+
+    /// Announces an image of `size` bytes to `to` (the UDP half of SLCP's IMG), unless `to` has
+    /// shown it sends images on TCP only (then it does not expect the announcement).
+    pub fn announce_image(&mut self, to: &Handle, size: u64) {
+        let Some(p) = self.peers.get(to) else { return };
+        if p.forms.named_img || p.forms.ready_img || p.forms.tcp {
+            return;
+        }
+        let handle = if p.forms.recipient { to } else { &self.me };
         let m = Message::Img {
-            handle: self.me.clone(),
+            handle: handle.clone(),
             size,
+            name: None,
         };
+        let addr = p.addr;
         self.send_to(addr, &m);
     }
 
-    /// The sender of an image whose header names `named` and that comes from `ip`: a known peer
-    /// at that address (by name, or by address when the header names us).
-    pub fn image_sender(&self, named: &Handle, ip: IpAddr) -> Result<String, String> {
-        let local = &self.s.local_ips;
-        let same = |a: IpAddr| a == ip || (net::is_local(a, local) && net::is_local(ip, local));
-        if *named != self.me {
-            return match self.peers.get(named) {
-                Some(p) if same(p.addr.ip()) => Ok(named.to_string()),
-                Some(p) => Err(format!("{named} is known at {}, not at {ip}", p.addr)),
-                None => Err(format!("{named} at {ip} is not a known peer")),
-            };
-        }
-        let mut at: Vec<&Handle> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| same(p.addr.ip()))
-            .map(|(h, _)| h)
-            .collect();
-        match (at.pop(), at.is_empty()) {
-            (Some(h), true) => Ok(h.to_string()),
-            (Some(_), false) => Err(format!("several peers at {ip}; cannot tell who sent it")),
-            (None, _) => Err(format!("nobody known at {ip}")),
+    /// What a transfer showed of the forms of the peer at `ip` named `who`.
+    pub fn learn_image_forms(&mut self, who: &str, named: bool, ready: bool) {
+        if let Some(p) = Handle::new(who).ok().and_then(|h| self.peers.get_mut(&h)) {
+            p.forms.named_img |= named;
+            p.forms.ready_img |= ready;
         }
     }
 
@@ -324,13 +353,8 @@ impl Chat {
     /// error are the reply; for an event, its lines become notices.
     pub fn plugin_done(&mut self, call: Option<(ConnId, u64)>, out: CallOut) {
         for (to, text) in out.sends {
-            match self.peers.get(&to).map(|p| p.addr) {
-                Some(addr) => {
-                    if let Err(e) = self.send_msg(addr, &text) {
-                        warn!("plugin message to {to} not sent: {e}");
-                    }
-                }
-                None => warn!("plugin message to {to} not sent: {to} left"),
+            if let Err(e) = self.send_msg(&to, &text) {
+                warn!("plugin message to {to} not sent: {e}");
             }
         }
         match call {
@@ -352,7 +376,7 @@ impl Chat {
 
     /// The known peers, by handle.
     pub fn peers(&self) -> &BTreeMap<Handle, Peer> {
-        &self.peers
+        self.peers.map()
     }
 
     /// JOIN and WHO, and the heartbeat from now on.
@@ -375,6 +399,9 @@ impl Chat {
         if let Some(Reverse((d, _))) = self.deadlines.peek() {
             t = t.min(*d);
         }
+        if let Some(d) = self.peers.next_deadline() {
+            t = t.min(d);
+        }
         t
     }
 
@@ -387,8 +414,17 @@ impl Chat {
                     port: self.s.port,
                 });
             }
-            self.broadcast(&Message::Who);
+            self.close_round();
+            self.ask_who(now);
             self.next_heartbeat = now + self.s.heartbeat;
+        }
+        for w in self.peers.probes_expired(now) {
+            // The holder did not bounce the probe: it is alive, and keeps its handle.
+            self.stats.refused += 1;
+            info!(
+                "{} claimed from {} refused: the holder at {} is alive",
+                w.handle, w.addr, w.old
+            );
         }
         if let Some(d) = self.s.auto_away
             && !self.away
@@ -420,6 +456,7 @@ impl Chat {
         let expiry = self.s.expiry;
         let gone: Vec<Handle> = self
             .peers
+            .map()
             .iter()
             .filter(|(_, p)| now.duration_since(p.last_seen) > expiry)
             .map(|(h, _)| h.clone())
@@ -461,17 +498,28 @@ impl Chat {
         }
     }
 
-    /// Broadcast, and unicast to every known peer.
+    /// WHO to every discovery; a new round of answers begins.
+    fn ask_who(&mut self, now: Instant) {
+        self.broadcast(&Message::Who);
+        self.last_who = Some(now);
+    }
+
+    /// Broadcast, and unicast to every known peer (over TCP to those without UDP).
     fn announce(&mut self, m: &Message) {
         self.broadcast(m);
-        let addrs: Vec<SocketAddr> = self.peers.values().map(|p| p.addr).collect();
-        for a in addrs {
-            self.send_to(a, m);
+        let Ok(b) = codec::encode(m) else { return };
+        for p in self.peers.map().values() {
+            if p.forms.tcp {
+                self.out.tcp.push((p.addr, b.clone()));
+            } else {
+                self.out.udp.push((p.addr, b.clone()));
+            }
         }
     }
 
     fn join(&mut self, now: Instant) {
         self.state = State::Joined;
+        self.confirmed = false;
         let join = Message::Join {
             handle: self.me.clone(),
             port: self.s.port,
@@ -482,7 +530,7 @@ impl Chat {
                 handle: self.me.clone(),
             });
         }
-        self.broadcast(&Message::Who);
+        self.ask_who(now);
         self.next_heartbeat = now + self.s.heartbeat;
     }
 
@@ -531,7 +579,7 @@ impl Chat {
         let hello = ServerMsg::Hello {
             handle: self.me.to_string(),
             port: self.s.port,
-            peers: self.peers.keys().map(|h| h.to_string()).collect(),
+            peers: self.peers.map().keys().map(|h| h.to_string()).collect(),
             commands: self.commands.clone(),
         };
         self.out.ipc.push((To::Conn(conn), hello));
@@ -583,12 +631,22 @@ impl Chat {
             "" => Ok(Vec::new()),
             "MSG" => return self.cmd_msg(now, conn, id, rest),
             "WHO" => {
-                if let Err(e) = self.no_args("WHO", rest) {
+                let verbose = matches!(rest, "-v" | "--verbose");
+                if !verbose && !rest.is_empty() {
+                    let e = format!("WHO takes no arguments but -v (got {rest:?})");
                     return self.reply(conn, id, Err(e));
                 }
-                self.broadcast(&Message::Who);
+                self.ask_who(now);
                 let heard_at_start = self.knowusers_heard;
-                return self.defer(now, conn, id, Pending::Who { heard_at_start });
+                return self.defer(
+                    now,
+                    conn,
+                    id,
+                    Pending::Who {
+                        heard_at_start,
+                        verbose,
+                    },
+                );
             }
             "AWAY" => self.no_args("AWAY", rest).and_then(|_| self.set_away(true)),
             "BACK" => self
@@ -654,21 +712,21 @@ impl Chat {
 
     fn finish_pending(&mut self, now: Instant, p: PendingCmd) {
         let r = match p.kind {
-            Pending::Who { heard_at_start } => {
+            Pending::Who {
+                heard_at_start,
+                verbose,
+            } => {
                 if self.knowusers_heard == heard_at_start {
                     Err(format!(
                         "no discovery service answered WHO on UDP port {} within {:?}; start one with `slcp discovery` (plain `slcp` starts it) or check `broadcast` in the config",
                         self.s.whoisport, self.s.who_wait
                     ))
                 } else {
-                    Ok(self.who_table())
+                    Ok(self.who_table(verbose))
                 }
             }
             Pending::Msg { to, text } => match self.peers.get(&to) {
-                Some(p) => {
-                    let addr = p.addr;
-                    self.send_msg(addr, &text).map(|_| Vec::new())
-                }
+                Some(_) => self.send_msg(&to, &text).map(|_| Vec::new()),
                 None => Err(format!(
                     "nobody called {to} is here (asked the discovery services for {:?}); WHO lists who is",
                     self.s.who_wait
@@ -715,9 +773,8 @@ impl Chat {
             );
         }
         match self.peers.get(&to) {
-            Some(p) => {
-                let addr = p.addr;
-                let r = self.send_msg(addr, &text).map(|_| Vec::new());
+            Some(_) => {
+                let r = self.send_msg(&to, &text).map(|_| Vec::new());
                 self.reply(conn, id, r);
             }
             None if to == self.me => {
@@ -725,19 +782,30 @@ impl Chat {
             }
             None => {
                 // Maybe they joined a moment ago: ask, and decide when the answers are in.
-                self.broadcast(&Message::Who);
+                self.ask_who(now);
                 self.defer(now, conn, id, Pending::Msg { to, text });
             }
         }
     }
 
-    fn send_msg(&mut self, addr: SocketAddr, text: &str) -> Result<(), String> {
-        let m = Message::Msg {
-            handle: self.me.clone(),
-            text: text.to_owned(),
-        };
-        let b = codec::encode(&m).map_err(|e| e.to_string())?;
-        self.out.udp.push((addr, b));
+    /// Sends `text` to `to` in the forms `to` uses: its handle field, quoting and terminator,
+    /// over TCP to a peer without UDP.
+    fn send_msg(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+        let me = self.me.clone();
+        let p = self.peers.get_mut(to).ok_or_else(|| format!("{to} left"))?;
+        let b = codec::encode_msg(&me, to, text, &p.forms).ok_or_else(|| {
+            format!(
+                "message too long: over {} bytes on the wire for {to}",
+                codec::MAX_SEND
+            )
+        })?;
+        if p.forms.tcp {
+            self.out.tcp.push((p.addr, b));
+        } else {
+            // Kept in case the datagram bounces: a peer without UDP gets it again over TCP.
+            p.last_msg = Some(b.clone());
+            self.out.udp.push((p.addr, b));
+        }
         self.stats.messages_out += 1;
         Ok(())
     }
@@ -809,33 +877,48 @@ impl Chat {
         Ok(vec![format!("you are now {new} (were {old})")])
     }
 
-    fn who_table(&self) -> Vec<String> {
+    /// The WHO table; with `verbose`, the forms learned of each peer (its dialect) too.
+    fn who_table(&self, verbose: bool) -> Vec<String> {
         if self.peers.is_empty() {
             return vec!["nobody else is here".to_string()];
         }
-        let rows: Vec<[String; 3]> = self
-            .peers
-            .iter()
-            .map(|(h, p)| {
-                [
-                    h.to_string(),
-                    p.addr.to_string(),
-                    if p.away { "away" } else { "here" }.to_string(),
-                ]
-            })
-            .collect();
-        let w0 = rows
-            .iter()
-            .map(|r| r[0].chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(6);
-        let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0).max(7);
-        let mut out = vec![format!("{:w0$}  {:w1$}  STATUS", "HANDLE", "ADDRESS")];
-        for r in rows {
-            out.push(format!("{:w0$}  {:w1$}  {}", r[0], r[1], r[2]));
+        let mut rows: Vec<Vec<String>> = vec![
+            ["HANDLE", "ADDRESS", "STATUS", "FORMS"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ];
+        for (h, p) in self.peers.map() {
+            let mut forms = p.forms.to_string();
+            if let Some(port) = self.s.image_ports.get(h.as_str()) {
+                forms.push_str(&format!(",images on {port}"));
+            }
+            rows.push(vec![
+                h.to_string(),
+                p.addr.to_string(),
+                if p.away { "away" } else { "here" }.to_string(),
+                forms,
+            ]);
         }
-        out
+        let cols = if verbose { 4 } else { 3 };
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        rows.iter()
+            .map(|r| {
+                let cells: Vec<String> = (0..cols)
+                    .map(|c| {
+                        let pad = widths[c] - r[c].chars().count();
+                        if c + 1 == cols {
+                            r[c].clone()
+                        } else {
+                            format!("{}{}", r[c], " ".repeat(pad))
+                        }
+                    })
+                    .collect();
+                cells.join("  ")
+            })
+            .collect()
     }
 
     fn status(&self) -> Vec<String> {
@@ -852,6 +935,7 @@ impl Chat {
             format!("peers     {}", self.peers.len()),
             format!("datagrams {}", self.stats.datagrams),
             format!("malformed {}", self.stats.malformed),
+            format!("refused   {}", self.stats.refused),
             format!("msg in    {}", self.stats.messages_in),
             format!("msg out   {}", self.stats.messages_out),
         ]
@@ -879,206 +963,8 @@ impl Chat {
             .map(|c| format!("{:w$}  {}", c.usage, c.help))
             .collect())
     }
-
-    // ---- receiving -----------------------------------------------------------------------
-
-    /// Handles one received datagram.
-    pub fn datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
-        self.stats.datagrams += 1;
-        for r in codec::decode_datagram(bytes) {
-            match r {
-                Ok(m) => self.message(now, src, m),
-                Err(e) => {
-                    self.stats.malformed += 1;
-                    debug!("dropped a malformed datagram from {src}: {e}");
-                }
-            }
-        }
-    }
-
-    fn is_me(&self, handle: &Handle, addr: SocketAddr) -> bool {
-        *handle == self.me
-            && addr.port() == self.s.port
-            && net::is_local(addr.ip(), &self.s.local_ips)
-    }
-
-    fn message(&mut self, now: Instant, src: SocketAddr, m: Message) {
-        match m {
-            Message::KnowUsers(entries) => {
-                self.knowusers_heard += 1;
-                for e in entries {
-                    self.learn(now, e);
-                }
-                self.flush_pending_msgs(now);
-            }
-            Message::Join { handle, port } => {
-                let e = UserEntry {
-                    handle,
-                    ip: src.ip(),
-                    port,
-                };
-                self.learn(now, e);
-                self.flush_pending_msgs(now);
-            }
-            Message::Leave { handle } => {
-                if self
-                    .peers
-                    .get(&handle)
-                    .is_some_and(|p| p.addr.ip() == src.ip())
-                {
-                    self.peers.remove(&handle);
-                    self.event(Event::Leave {
-                        handle: handle.to_string(),
-                    });
-                }
-            }
-            Message::Away { handle } | Message::Back { handle } if handle == self.me => {}
-            Message::Away { handle } => self.presence(now, &handle, true),
-            Message::Back { handle } => self.presence(now, &handle, false),
-            Message::Msg { handle, text } => {
-                self.stats.messages_in += 1;
-                let from = self.sender(&handle, src);
-                if let Some(p) = Handle::new(&from).ok().and_then(|h| self.peers.get_mut(&h)) {
-                    p.last_seen = now;
-                }
-                self.event(Event::Message { from, text });
-            }
-            Message::Img { handle, size } => {
-                let from = self.sender(&handle, src);
-                debug!("{from} announced an image of {size} bytes");
-                self.out.img_announced.push((src.ip(), from.clone(), size));
-                self.out
-                    .plugin_events
-                    .push(PluginEvent::ImageAnnounced { from, size });
-            }
-            Message::Who => debug!("ignored WHO from {src}: clients do not answer WHO"),
-        }
-    }
-
-    /// The sender of a MSG/IMG: the handle it names, unless that is our own handle (some
-    /// implementations name the addressee), in which case the peer at the source address.
-    fn sender(&self, named: &Handle, src: SocketAddr) -> String {
-        if *named != self.me {
-            return named.to_string();
-        }
-        let exact = self.peers.iter().find(|(_, p)| p.addr == src);
-        let by_ip: Vec<_> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.addr.ip() == src.ip())
-            .collect();
-        match (exact, by_ip.as_slice()) {
-            (Some((h, _)), _) => h.to_string(),
-            (None, [(h, _)]) => h.to_string(),
-            _ => src.to_string(),
-        }
-    }
-
-    fn presence(&mut self, now: Instant, handle: &Handle, away: bool) {
-        let Some(p) = self.peers.get_mut(handle) else {
-            return;
-        };
-        p.last_seen = now;
-        if p.away != away {
-            p.away = away;
-            let handle = handle.to_string();
-            self.event(if away {
-                Event::Away { handle }
-            } else {
-                Event::Back { handle }
-            });
-        }
-    }
-
-    /// Takes in one (handle, address) claim from a KNOWUSERS entry or a JOIN.
-    fn learn(&mut self, now: Instant, e: UserEntry) {
-        let addr = SocketAddr::new(e.ip, e.port);
-        if e.handle == self.me {
-            if self.is_me(&e.handle, addr) {
-                if let State::Clashed(_) = self.state {
-                    // The other holder is gone and the discovery took our JOIN.
-                    self.state = State::Joined;
-                }
-            } else if self.state == State::Joined {
-                self.state = State::Clashed(addr);
-                warn!("{} is held by {addr}", self.me);
-                self.event(Event::Clash {
-                    handle: self.me.to_string(),
-                    addr: addr.to_string(),
-                });
-            }
-            return;
-        }
-        let local = &self.s.local_ips;
-        match self.peers.get_mut(&e.handle) {
-            Some(p) => {
-                let same_client = p.addr == addr
-                    || (p.addr.port() == addr.port()
-                        && net::is_local(p.addr.ip(), local)
-                        && net::is_local(addr.ip(), local));
-                if same_client || now.duration_since(p.last_seen) > self.s.expiry {
-                    p.last_seen = now;
-                    if p.addr != addr && !same_client {
-                        info!("{} moved from {} to {addr}", e.handle, p.addr);
-                        p.addr = addr;
-                    }
-                } else {
-                    debug!("{} claimed by {addr} too; keeping {}", e.handle, p.addr);
-                }
-            }
-            None => {
-                let greet = self.state == State::Joined;
-                self.peers.insert(
-                    e.handle.clone(),
-                    Peer {
-                        addr,
-                        away: false,
-                        last_seen: now,
-                    },
-                );
-                if greet {
-                    // Tell the newcomer (or the peer we just learned of) about us at once.
-                    self.send_to(
-                        addr,
-                        &Message::Join {
-                            handle: self.me.clone(),
-                            port: self.s.port,
-                        },
-                    );
-                    if self.away {
-                        self.send_to(
-                            addr,
-                            &Message::Away {
-                                handle: self.me.clone(),
-                            },
-                        );
-                    }
-                }
-                self.event(Event::Join {
-                    handle: e.handle.to_string(),
-                    addr: addr.to_string(),
-                });
-            }
-        }
-    }
-
-    /// Sends the MSGs that waited for their addressee, now that the addressee is known.
-    fn flush_pending_msgs(&mut self, now: Instant) {
-        let ready: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(
-                |(_, p)| matches!(&p.kind, Pending::Msg { to, .. } if self.peers.contains_key(to)),
-            )
-            .map(|(k, _)| *k)
-            .collect();
-        for pid in ready {
-            if let Some(p) = self.pending.remove(&pid) {
-                self.finish_pending(now, p);
-            }
-        }
-    }
 }
 
+mod receive;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! WRITABLE, and the poll timeout is the earliest deadline the chat logic has.
 
 pub mod chat;
+pub mod peers;
 pub mod transfer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -19,7 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::codec::Handle;
+use crate::codec::{Forms, Handle};
 use crate::ipc::{self, Auth, Request, RuntimeInfo, ServerMsg};
 use crate::net;
 use crate::plugin::{Ask, CallEnv, CallOut, PluginHost};
@@ -81,6 +82,14 @@ pub struct Options {
     pub max_image_bytes: u64,
     /// How long a transfer may stall.
     pub transfer_timeout: Duration,
+    /// How long a send waits for the receiver's close after the last byte.
+    pub confirm_grace: Duration,
+    /// Forms for peers that have shown none.
+    pub forms: Forms,
+    /// Forms set for a handle or an IP address.
+    pub peer_forms: BTreeMap<String, Forms>,
+    /// Image ports by handle, where a peer takes images elsewhere than its JOIN port.
+    pub image_ports: BTreeMap<String, u16>,
 }
 
 /// Why the client could not run.
@@ -140,6 +149,9 @@ pub fn run(
     let _guard = RemoveOnDrop(opts.runtime_file.clone());
 
     let poll = Poll::new().map_err(io_err("creating the poll"))?;
+    if let Err(e) = net::enable_bounces(&udp_std) {
+        warn!("bounced datagrams will go unnoticed: {e}");
+    }
     let mut udp = UdpSocket::from_std(udp_std);
     let mut ipc_listener = TcpListener::from_std(ipc_std);
     let mut image_listener = TcpListener::from_std(image_std);
@@ -168,6 +180,9 @@ pub fn run(
         who_wait: opts.who_wait,
         backlog: opts.backlog,
         auto_away: opts.auto_away,
+        forms: opts.forms,
+        peer_forms: opts.peer_forms.clone(),
+        image_ports: opts.image_ports.clone(),
     };
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);
@@ -189,6 +204,7 @@ pub fn run(
             opts.imagepath.clone(),
             opts.max_image_bytes,
             opts.transfer_timeout,
+            opts.confirm_grace,
         ),
     };
     shell.flush(&mut chat);
@@ -219,6 +235,12 @@ pub fn run(
         for ev in events.iter() {
             match ev.token() {
                 UDP => {
+                    if ev.is_error() {
+                        let now = Instant::now();
+                        for addr in net::read_bounces(&shell.udp) {
+                            chat.unreachable(now, addr);
+                        }
+                    }
                     if ev.is_readable() {
                         shell.read_udp(&mut chat, &mut buf);
                     }
@@ -293,6 +315,10 @@ struct ShellPolicy<'a> {
 }
 
 impl transfer::Policy for ShellPolicy<'_> {
+    fn knows(&mut self, h: &Handle) -> bool {
+        h == self.chat.handle() || self.chat.peers().contains_key(h)
+    }
+
     fn sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
         self.chat.image_sender(named, ip)
     }
@@ -338,6 +364,21 @@ impl Shell {
     fn read_udp(&mut self, chat: &mut Chat, buf: &mut [u8]) {
         loop {
             match self.udp.recv_from(buf) {
+                Ok((n, src)) if self.transfers.expects_udp_image(src, n) => {
+                    let now = Instant::now();
+                    let mut policy = ShellPolicy {
+                        chat,
+                        plugins: &mut self.plugins,
+                        setup: &mut self.setup,
+                    };
+                    match self.transfers.udp_image(src, &buf[..n], &mut policy, now) {
+                        Some(Outcome::Received { from, size, path }) => {
+                            chat.image_received(from, size, path.display().to_string())
+                        }
+                        Some(Outcome::RecvFailed { error }) => chat.report(error),
+                        _ => chat.datagram(now, src, &buf[..n]),
+                    }
+                }
                 Ok((n, src)) => chat.datagram(Instant::now(), src, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // An ICMP error from an earlier send surfaces here; it is about that send only.
@@ -526,6 +567,12 @@ impl Shell {
                     chat.image_received(from, size, path.display().to_string())
                 }
                 Outcome::RecvFailed { error } => chat.report(error),
+                Outcome::Lines { from, bytes } => chat.tcp_lines(now, from, &bytes),
+                Outcome::Reached { addr, ok: true } => chat.tcp_accepted(addr),
+                Outcome::Reached { addr, ok: false } => chat.tcp_refused(addr),
+                Outcome::Forms { from, named, ready } => {
+                    chat.learn_image_forms(&from, named, ready)
+                }
             }
         }
     }
@@ -533,8 +580,12 @@ impl Shell {
     /// Starts the image sends a plugin asked for; the command's reply waits for the transfer.
     fn start_images(&mut self, chat: &mut Chat, call: Option<(ConnId, u64)>, out: &mut CallOut) {
         for (to, path, size) in std::mem::take(&mut out.images) {
-            let Some(addr) = chat.peer_addr(&to) else {
-                out.error = Some(format!("nobody called {to} is here; WHO lists who is"));
+            let Some((addr, forms)) = chat.image_target(&to) else {
+                out.error = Some(if to == *chat.handle() {
+                    "that is you; IMG someone else".to_string()
+                } else {
+                    format!("nobody called {to} is here; WHO lists who is")
+                });
                 continue;
             };
             // A send's outcome needs someone to tell; one started by an event has nobody.
@@ -542,7 +593,19 @@ impl Shell {
                 warn!("a plugin sent an image outside a command; ignored");
                 continue;
             };
-            chat.announce_image(addr, size);
+            // SLCP.md: the UDP announcement first, then the TCP stream; so it leaves now,
+            // before the connect below sends its SYN.
+            chat.announce_image(&to, size);
+            for (a, b) in chat.out.udp.drain(..) {
+                if let Err(e) = self.udp.send_to(&b, a) {
+                    debug!("announcement to {a}: {e}");
+                }
+            }
+            let form = transfer::SendForm {
+                named: forms.named_img,
+                ready: forms.ready_img,
+                recipient: forms.recipient,
+            };
             let me = chat.handle().clone();
             match self.transfers.start_send(
                 self.poll.registry(),
@@ -551,6 +614,7 @@ impl Shell {
                 to.as_str(),
                 &path,
                 size,
+                form,
                 reply,
                 Instant::now(),
             ) {
@@ -592,6 +656,11 @@ impl Shell {
     /// Sends the chat's outbox: plugin work first, then datagrams, then IPC lines.
     fn flush(&mut self, chat: &mut Chat) {
         self.plugin_work(chat);
+        let now = Instant::now();
+        for (addr, bytes) in std::mem::take(&mut chat.out.tcp) {
+            self.transfers
+                .send_lines(self.poll.registry(), addr, bytes, now);
+        }
         self.udp_queue.extend(chat.out.udp.drain(..));
         while let Some((addr, b)) = self.udp_queue.front() {
             match self.udp.send_to(b, *addr) {

@@ -9,11 +9,7 @@ fn h(s: &str) -> Handle {
 }
 
 fn entry(handle: &str, ip: &str, port: u16) -> UserEntry {
-    UserEntry {
-        handle: h(handle),
-        ip: ip.parse().unwrap(),
-        port,
-    }
+    UserEntry::new(h(handle), ip.parse().unwrap(), port)
 }
 
 /// The single helper every table row goes through: `expected` is either the messages the
@@ -62,7 +58,15 @@ fn encodes_every_message_exactly() {
             ]),
             "KNOWUSERS alice 10.0.0.1 5001, bob 10.0.0.2 5002\n",
         ),
-        (msg("alice", "hello there"), "MSG alice \"hello there\"\n"),
+        // Bare by default; quoted only for a line break, an empty text, or one that itself
+        // begins and ends with a quote.
+        (msg("alice", "hello there"), "MSG alice hello there\n"),
+        (
+            msg("alice", "Grüße \"quoted\" 🚀"),
+            "MSG alice Grüße \"quoted\" 🚀\n",
+        ),
+        (msg("alice", "\"all\""), "MSG alice \"\\\"all\\\"\"\n"),
+        (msg("alice", " padded "), "MSG alice  padded \n"),
         (
             msg("alice", "say \"hi\"\\ now\nbye"),
             "MSG alice \"say \\\"hi\\\"\\\\ now\\nbye\"\n",
@@ -72,12 +76,21 @@ fn encodes_every_message_exactly() {
             Message::Img {
                 handle: h("alice"),
                 size: 1024,
+                name: None,
             },
             "IMG alice 1024\n",
         ),
         (Message::Away { handle: h("alice") }, "AWAY alice\n"),
         (Message::Back { handle: h("alice") }, "BACK alice\n"),
-        (msg("jörg", "grüße 👋"), "MSG jörg \"grüße 👋\"\n"),
+        (msg("jörg", "grüße 👋"), "MSG jörg grüße 👋\n"),
+        (
+            Message::Img {
+                handle: h("fab"),
+                size: 99652,
+                name: Some("small.png".into()),
+            },
+            "IMG fab small.png 99652\n",
+        ),
     ];
     for (m, wire) in cases {
         assert_eq!(String::from_utf8(encode(&m).unwrap()).unwrap(), wire);
@@ -161,11 +174,11 @@ fn tolerance_rules() {
     check(b"KNOWUSERS ,\n", &[ok(Message::KnowUsers(vec![]))]);
     check(
         b"KNOWUSERS fe80::1 ::1 5001\n",
-        &[ok(Message::KnowUsers(vec![UserEntry {
-            handle: h("fe80::1"),
-            ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
-            port: 5001,
-        }]))],
+        &[ok(Message::KnowUsers(vec![UserEntry::new(
+            h("fe80::1"),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            5001,
+        )]))],
     );
     // \r\n, no terminator.
     check(b"WHO\r\n", &[ok(Message::Who)]);
@@ -207,6 +220,7 @@ fn tolerance_rules() {
         &[ok(Message::Img {
             handle: h("alice"),
             size: 10,
+            name: None,
         })],
     );
     check(b"knownusers\n", &[ok(Message::KnowUsers(vec![]))]);
@@ -247,6 +261,7 @@ fn tolerance_rules() {
         &[ok(Message::Img {
             handle: h("alice"),
             size: 0,
+            name: None,
         })],
     );
 }
@@ -285,7 +300,7 @@ fn malformed_inputs_give_typed_errors() {
         (b"WHO is there", ExtraField),
         (b"AWAY alice now", ExtraField),
         (b"BACK alice now", ExtraField),
-        (b"IMG alice 10 20", ExtraField),
+        (b"IMG alice 10 20 30", ExtraField),
         (b"KNOWUSERS alice 10.0.0.1 5001 x", ExtraField),
         (b"JOIN alice 0", BadPort),
         (b"JOIN alice 65536", BadPort),
@@ -363,6 +378,7 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         Just(Message::Who),
         proptest::collection::vec(
             (handle_strategy(), ip_strategy(), port).prop_map(|(handle, ip, port)| UserEntry {
+                away: false,
                 handle,
                 ip,
                 port
@@ -371,7 +387,11 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         )
         .prop_map(Message::KnowUsers),
         (handle_strategy(), ".{0,120}").prop_map(|(handle, text)| Message::Msg { handle, text }),
-        (handle_strategy(), any::<u64>()).prop_map(|(handle, size)| Message::Img { handle, size }),
+        (handle_strategy(), any::<u64>()).prop_map(|(handle, size)| Message::Img {
+            handle,
+            size,
+            name: None
+        }),
         handle_strategy().prop_map(|handle| Message::Away { handle }),
         handle_strategy().prop_map(|handle| Message::Back { handle }),
     ]
@@ -392,7 +412,7 @@ proptest! {
     fn knowusers_round_trips_through_splitting(
         entries in proptest::collection::vec(
             (handle_strategy(), ip_strategy(), 1u16..=65535)
-                .prop_map(|(handle, ip, port)| UserEntry { handle, ip, port }),
+                .prop_map(|(handle, ip, port)| UserEntry::new(handle, ip, port)),
             0..60,
         )
     ) {

@@ -483,6 +483,7 @@ pub fn toml_string(s: &str) -> String {
     out
 }
 
+pub mod markers;
 pub mod names;
 
 /// What a plugin implements. The host calls it on the client's event-loop thread only.

@@ -1,14 +1,14 @@
 //! slcp-plugin-autoreply: the AUTOREPLY command and the SLCP auto-reply rule.
 //!
 //! While you are AWAY, each sender gets one `[auto] <text>` per away period; a message that is
-//! itself an automatic reply (`[auto] ...`) is never answered, nor are your own messages.
+//! itself an automatic reply (`[auto] ...`, or another implementation's `(Autoreply): ...`) is
+//! never answered, nor are your own messages, nor a sender whose address does not hold the
+//! handle it names (the host shows those as `?name@address`).
 
 use std::collections::HashSet;
 
+use slcp_plugin_api::markers::{AUTO_PREFIX as PREFIX, is_auto_reply};
 use slcp_plugin_api::{ArgKind, Command, Event, Host, Level, Plugin, export_plugin, toml_string};
-
-/// The prefix of every automatic reply (SLCP.md, "Auto-reply").
-pub const PREFIX: &str = "[auto] ";
 
 /// The plugin's state.
 pub struct AutoReply {
@@ -26,7 +26,11 @@ pub fn should_reply(
     text: &str,
     answered: &HashSet<String>,
 ) -> bool {
-    away && !reply.is_empty() && !text.starts_with(PREFIX) && from != me && !answered.contains(from)
+    away && !reply.is_empty()
+        && !is_auto_reply(text)
+        && from != me
+        && !from.starts_with('?')
+        && !answered.contains(from)
 }
 
 impl Plugin for AutoReply {
@@ -123,8 +127,23 @@ mod tests {
             "answered already"
         );
         assert!(
-            should_reply(true, "away", "me", "bob", "[auto]x", &none),
-            "prefix is '[auto] '"
+            !should_reply(
+                true,
+                "away",
+                "me",
+                "fab",
+                "(Autoreply): Ich bin gerade nicht da",
+                &none
+            ),
+            "another implementation's auto-reply"
+        );
+        assert!(
+            !should_reply(true, "away", "me", "?bob@10.0.0.9:6000", "hi", &none),
+            "a sender that does not hold the handle it names"
+        );
+        assert!(
+            should_reply(true, "away", "me", "bob", "auto reply, please", &none),
+            "only a marker at the start counts"
         );
     }
 }

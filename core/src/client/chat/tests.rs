@@ -16,6 +16,9 @@ fn settings(handle: &str) -> Settings {
         who_wait: Duration::from_millis(300),
         backlog: 2,
         auto_away: None,
+        forms: Forms::default(),
+        peer_forms: BTreeMap::new(),
+        image_ports: BTreeMap::new(),
     }
 }
 
@@ -117,24 +120,29 @@ fn knowusers_adds_peers_and_greets_them_once() {
 }
 
 #[test]
-fn msg_to_a_known_peer_is_sent_quoted() {
+fn msg_to_a_known_peer_is_sent_bare_unless_it_needs_quotes() {
     let (mut c, t0) = started("alice");
     c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     sent(&mut c);
     ipc(&mut c);
     c.request(t0, 1, 7, "msg bob hello \"there\" ü");
     assert_eq!(reply(&mut c), Ok(vec![]));
+    // Bare by default (SLCP.md "Text"): quotes only where bare text cannot carry it.
     assert_eq!(
         sent(&mut c),
         vec![(
             addr("127.0.0.1:5001"),
-            "MSG alice \"hello \\\"there\\\" ü\"\n".to_string()
+            "MSG alice hello \"there\" ü\n".to_string()
         )]
     );
+    // Typed in quotes, it is meant without them; what is left begins and ends with a quote.
+    c.request(t0, 1, 9, "msg bob \"\"both ends\"\"");
+    assert_eq!(reply(&mut c), Ok(vec![]));
+    assert_eq!(sent(&mut c)[0].1, "MSG alice \"\\\"both ends\\\"\"\n");
     // A text typed in quotes is sent without them; /slash forms work.
     c.request(t0, 1, 8, "/MSG bob \"quoted\"");
     assert_eq!(reply(&mut c), Ok(vec![]));
-    assert_eq!(sent(&mut c)[0].1, "MSG alice \"quoted\"\n");
+    assert_eq!(sent(&mut c)[0].1, "MSG alice quoted\n");
 }
 
 #[test]
@@ -145,7 +153,7 @@ fn msg_to_an_unknown_handle_asks_then_sends_or_fails() {
     assert!(ipc(&mut c).is_empty(), "no reply before the answers are in");
     c.datagram(t0, disc(), b"KNOWUSERS dave 127.0.0.1 5003\n");
     let out = sent(&mut c);
-    assert!(out.contains(&(addr("127.0.0.1:5003"), "MSG alice \"hi\"\n".to_string())));
+    assert!(out.contains(&(addr("127.0.0.1:5003"), "MSG alice hi\n".to_string())));
     assert_eq!(reply(&mut c), Ok(vec![]));
 
     c.request(t0, 1, 2, "MSG nobody hi");
@@ -192,7 +200,8 @@ fn received_msg_names_the_sender_even_when_it_names_us() {
         vec![
             "message bob hi \"you\"",
             "message bob hello there",
-            "message 10.9.9.9:7 who am i"
+            // Not bob's address: shown as what it is, never as bob.
+            "message ?alice@10.9.9.9:7 who am i"
         ]
     );
     assert_eq!(c.stats.messages_in, 3);
@@ -306,10 +315,17 @@ fn who_lists_after_the_wait_or_says_nobody_answered() {
 
 #[test]
 fn a_clash_is_reported_and_handle_change_is_checked() {
+    // Once a discovery listed us as ourselves we hold the handle: a contrary listing later (a
+    // hijack attempt, or two discoveries that disagree) changes nothing.
+    let (mut h, t0) = started("holder");
+    h.datagram(t0, disc(), b"KNOWUSERS holder 10.0.0.1 5000");
+    h.datagram(t0, disc(), b"KNOWUSERS holder 10.0.0.7 5000");
+    assert!(events(&mut h).is_empty());
+    assert!(h.status().iter().any(|l| l == "state     joined"));
+    assert_eq!(h.stats.refused, 1);
+
+    // A JOIN that lost: the first listing shows somebody else at our handle.
     let (mut c, t0) = started("alice");
-    // Our own entry (local address, our port) is no clash.
-    c.datagram(t0, disc(), b"KNOWUSERS alice 10.0.0.1 5000");
-    assert!(events(&mut c).is_empty());
     c.datagram(
         t0,
         disc(),
@@ -366,6 +382,8 @@ fn handle_change_leaves_the_old_and_joins_the_new() {
 #[test]
 fn messages_wait_in_a_bounded_backlog_while_nobody_is_attached() {
     let (mut c, t0) = started("alice");
+    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    ipc(&mut c);
     c.detach(1);
     for i in 0..3 {
         c.datagram(

@@ -1,0 +1,287 @@
+//! The peer table: who holds which handle, and the rules that decide when a claim may move it.
+//!
+//! Identity comes from addresses: a handle belongs to the client at one address (ip and the port
+//! it receives on). Tolerant about forms, strict about who:
+//! - a JOIN or listing for a held handle at another address never moves it while the holder is
+//!   alive; the holder's old address is probed first (a datagram that bounces with "port
+//!   unreachable" proves it is gone), except on the holder's own host when the holder sends from
+//!   ephemeral ports (then the host is the unit, since the port cannot be);
+//! - a new handle at exactly the address another handle used is that client renamed;
+//! - a peer that has shown it sends from its own port speaks (LEAVE, AWAY, BACK) only from it.
+//!
+//! Pure: no I/O, no clock; every call takes `now`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::codec::{Forms, Handle};
+use crate::net;
+
+/// Most peers one client keeps; claims beyond it are dropped (a LAN of strangers cannot grow
+/// the table without bound).
+pub const MAX_PEERS: usize = 4096;
+/// How long a claim waits for the probe of the holder's old address.
+pub const PROBE_WAIT: Duration = Duration::from_millis(400);
+
+/// A peer as this client knows it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Where it receives.
+    pub addr: SocketAddr,
+    /// Whether it said AWAY (or a discovery lists it away).
+    pub away: bool,
+    /// The forms it uses on the wire (learned, or from the config).
+    pub forms: Forms,
+    /// The last sign of life: a datagram or line from it, or a discovery listing it.
+    pub last_seen: Instant,
+    /// Its datagrams came from the port it receives on: it has a UDP socket there, and only
+    /// that socket speaks for it.
+    pub own_port: bool,
+    /// A TCP connection to it was accepted once.
+    pub tcp_ok: bool,
+    /// It reached us over UDP at least once.
+    pub udp_seen: bool,
+    /// The round of WHO in which its own host's discovery last listed it.
+    pub home_round: u64,
+    /// Rounds its own host's discovery answered without listing it.
+    pub home_missed: u8,
+    /// Its own host's discovery listed it once: from then on only that discovery's listings
+    /// (and its own datagrams) show it is alive, since other discoveries keep a user that
+    /// never heartbeats for as long as nothing proves it gone.
+    pub home_seen: bool,
+    /// The last MSG datagram sent to it, sent again over TCP if the datagram bounces.
+    pub last_msg: Option<Vec<u8>>,
+}
+
+impl Peer {
+    /// A peer first seen at `addr`.
+    pub fn new(addr: SocketAddr, now: Instant, forms: Forms) -> Peer {
+        Peer {
+            addr,
+            away: false,
+            forms,
+            last_seen: now,
+            own_port: false,
+            tcp_ok: false,
+            udp_seen: false,
+            home_round: 0,
+            home_missed: 0,
+            home_seen: false,
+            last_msg: None,
+        }
+    }
+}
+
+/// What a claim (a JOIN, or a discovery's entry) for a handle leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// A handle nobody held: a new peer.
+    New,
+    /// The holder, again.
+    Refresh,
+    /// The client at `from`'s address now goes by the claimed handle.
+    Rename {
+        /// Its old handle.
+        from: Handle,
+    },
+    /// The holder moved (restarted on another port of its host).
+    Move {
+        /// Where it was.
+        old: SocketAddr,
+    },
+    /// The holder may be alive: probe its address, and decide when the probe bounced or timed
+    /// out.
+    Probe {
+        /// The holder's address.
+        old: SocketAddr,
+    },
+    /// Refused: the table is full, or the address cannot be a peer's.
+    Refused(&'static str),
+}
+
+/// A claim that waits for the probe of the holder's address.
+#[derive(Debug, Clone)]
+pub struct PendingClaim {
+    /// The handle.
+    pub handle: Handle,
+    /// The address the claim names.
+    pub addr: SocketAddr,
+    /// The holder's address, being probed.
+    pub old: SocketAddr,
+    /// When the holder counts as alive.
+    pub deadline: Instant,
+}
+
+/// The table.
+#[derive(Debug, Default)]
+pub struct Peers {
+    map: BTreeMap<Handle, Peer>,
+    /// This host's addresses.
+    pub local_ips: Vec<Ipv4Addr>,
+    /// Claims waiting for a probe, at most one per handle.
+    pub pending: Vec<PendingClaim>,
+}
+
+/// Whether `ip` may be a peer's address: unicast, not unspecified, not broadcast or multicast.
+pub fn is_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast())
+                && v4.octets()[3] != 255
+                && v4.octets()[0] != 0
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+impl Peers {
+    /// An empty table for a host with these addresses.
+    pub fn new(local_ips: Vec<Ipv4Addr>) -> Peers {
+        Peers {
+            local_ips,
+            ..Peers::default()
+        }
+    }
+
+    /// The peers, by handle.
+    pub fn map(&self) -> &BTreeMap<Handle, Peer> {
+        &self.map
+    }
+
+    /// One peer.
+    pub fn get(&self, h: &Handle) -> Option<&Peer> {
+        self.map.get(h)
+    }
+
+    /// One peer, to change.
+    pub fn get_mut(&mut self, h: &Handle) -> Option<&mut Peer> {
+        self.map.get_mut(h)
+    }
+
+    /// Forgets a peer; returns it.
+    pub fn remove(&mut self, h: &Handle) -> Option<Peer> {
+        self.pending.retain(|p| p.handle != *h);
+        self.map.remove(h)
+    }
+
+    /// Adds a peer.
+    pub fn insert(&mut self, h: Handle, p: Peer) {
+        self.map.insert(h, p);
+    }
+
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether `a` and `b` are addresses of one host (loopback and this host's own addresses
+    /// are all this host).
+    pub fn same_host(&self, a: IpAddr, b: IpAddr) -> bool {
+        a == b || (net::is_local(a, &self.local_ips) && net::is_local(b, &self.local_ips))
+    }
+
+    /// Whether `a` and `b` are one client's address.
+    pub fn same_client(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        a.port() == b.port() && self.same_host(a.ip(), b.ip())
+    }
+
+    /// The peer whose receiving address is `src` (ip and port).
+    pub fn at(&self, src: SocketAddr) -> Option<&Handle> {
+        self.map
+            .iter()
+            .find(|(_, p)| self.same_client(p.addr, src))
+            .map(|(h, _)| h)
+    }
+
+    /// The peers on `ip`'s host.
+    pub fn on_host(&self, ip: IpAddr) -> Vec<&Handle> {
+        self.map
+            .iter()
+            .filter(|(_, p)| self.same_host(p.addr.ip(), ip))
+            .map(|(h, _)| h)
+            .collect()
+    }
+
+    /// Whether a datagram from `src` speaks for `h`: from its host, and from its own port when it
+    /// has shown it sends from there.
+    pub fn speaks_for(&self, h: &Handle, src: SocketAddr) -> bool {
+        self.map.get(h).is_some_and(|p| {
+            self.same_host(p.addr.ip(), src.ip()) && (!p.own_port || p.addr.port() == src.port())
+        })
+    }
+
+    /// Decides what a claim that `handle` receives at `addr` leads to (nothing is changed here
+    /// except a probe being recorded).
+    pub fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> Claim {
+        if !is_unicast(addr.ip()) {
+            return Claim::Refused("not a unicast address");
+        }
+        let Some(p) = self.map.get(handle) else {
+            if let Some(from) = self.at(addr).cloned() {
+                return Claim::Rename { from };
+            }
+            if self.map.len() >= MAX_PEERS {
+                return Claim::Refused("the peer table is full");
+            }
+            return Claim::New;
+        };
+        if self.same_client(p.addr, addr) {
+            return Claim::Refresh;
+        }
+        let old = p.addr;
+        if !p.own_port {
+            // It sends from ephemeral ports (or has no UDP socket), so a probe would prove
+            // nothing: on its own host the host is what identifies it; from elsewhere the claim
+            // waits until the holder leaves.
+            return if self.same_host(old.ip(), addr.ip()) {
+                Claim::Move { old }
+            } else {
+                Claim::Refused("the handle is held on another host")
+            };
+        }
+        if let Some(w) = self.pending.iter().find(|w| w.handle == *handle) {
+            // One probe at a time per handle; a second claim meanwhile is refused.
+            return if w.addr == addr {
+                Claim::Refused("a probe of the holder is under way")
+            } else {
+                Claim::Refused("the handle is held")
+            };
+        }
+        self.pending.push(PendingClaim {
+            handle: handle.clone(),
+            addr,
+            old,
+            deadline: now + PROBE_WAIT,
+        });
+        Claim::Probe { old }
+    }
+
+    /// The claims whose probe bounced at `addr`: the holder is gone, the claimant takes over.
+    pub fn probe_bounced(&mut self, addr: SocketAddr) -> Vec<PendingClaim> {
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|w| w.old == addr);
+        self.pending = keep;
+        gone
+    }
+
+    /// The claims whose probe went unanswered by `now`: the holder is alive, they are refused.
+    pub fn probes_expired(&mut self, now: Instant) -> Vec<PendingClaim> {
+        let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|w| w.deadline <= now);
+        self.pending = keep;
+        done
+    }
+
+    /// The earliest probe deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending.iter().map(|w| w.deadline).min()
+    }
+}

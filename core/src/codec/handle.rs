@@ -1,0 +1,64 @@
+//! Handles: the names users go by, valid on the wire by construction.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use super::MAX_HANDLE_CHARS;
+
+/// Why a string is not a valid handle.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HandleError {
+    /// The string is empty.
+    #[error("a handle cannot be empty")]
+    Empty,
+    /// More than [`MAX_HANDLE_CHARS`] characters.
+    #[error("a handle has at most 32 characters, this one has {0}")]
+    TooLong(usize),
+    /// A character that is not allowed.
+    #[error("a handle cannot contain {0:?} (no whitespace, control characters, ',' or '\"')")]
+    BadChar(char),
+}
+
+/// A user's handle; holding one proves it is valid on the wire (1 to 32 characters, no
+/// whitespace, no control characters, no `,` and no `"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(String);
+
+impl Handle {
+    /// Checks `s` and wraps it.
+    pub fn new(s: &str) -> Result<Handle, HandleError> {
+        if s.is_empty() {
+            return Err(HandleError::Empty);
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || *c == ',' || *c == '"')
+        {
+            return Err(HandleError::BadChar(c));
+        }
+        let n = s.chars().count();
+        if n > MAX_HANDLE_CHARS {
+            return Err(HandleError::TooLong(n));
+        }
+        Ok(Handle(s.to_owned()))
+    }
+
+    /// The handle as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Handle {
+    type Err = HandleError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Handle::new(s)
+    }
+}

@@ -1,0 +1,491 @@
+//! The discovery table: who is on the LAN, from the JOIN/LEAVE/AWAY/BACK this host hears, told
+//! to whoever asks WHO and relayed to this host's own clients.
+//!
+//! Pure: every call takes `now` and returns the datagrams to send; the daemon's loop does the
+//! I/O. The identity rules are the client's (see `slcp_core::client::peers`): a handle belongs
+//! to the address that holds it, a claim from elsewhere waits for a probe of the holder, and a
+//! holder that sends from its own port speaks only from it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+use slcp_core::client::peers::is_unicast;
+use slcp_core::codec::{self, Forms, Handle, Message, UserEntry};
+use slcp_core::net;
+
+/// Users kept at most, and from one source address.
+pub const MAX_ENTRIES: usize = 4096;
+/// Users one address may hold (R's set-up runs 2-3 per host; a host of 64 is generous).
+pub const MAX_PER_SOURCE: usize = 64;
+/// WHO answered per source address per second.
+pub const WHO_PER_SEC: u32 = 10;
+/// How long a claim waits for the probe of the holder.
+const PROBE_WAIT: Duration = Duration::from_millis(400);
+/// A refresh counts as a heartbeat only this long after the JOIN (one JOIN broadcast to two
+/// addresses arrives twice, within microseconds).
+const HEARTBEAT_MIN: Duration = Duration::from_millis(200);
+
+/// One user in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The source address of their datagrams.
+    pub ip: IpAddr,
+    /// Their SLCP port.
+    pub port: u16,
+    /// Whether they said AWAY.
+    pub away: bool,
+    /// Their datagrams come from that port: only that socket speaks for them.
+    pub own_port: bool,
+    /// They refreshed their entry (a second JOIN, a WHO poll): they heartbeat, so they expire
+    /// when they stop. An entry never refreshed stays until it leaves or its port is closed.
+    pub refreshed: bool,
+    joined: Instant,
+    last_seen: Instant,
+}
+
+/// Counters, reported on the status port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received.
+    pub datagrams: u64,
+    /// Lines dropped as malformed.
+    pub malformed: u64,
+    /// WHO answered.
+    pub who: u64,
+    /// JOINs refused because another address holds the handle.
+    pub clashes: u64,
+    /// Presence relayed to this host's clients.
+    pub relayed: u64,
+    /// Claims, presence and WHO refused (not the holder, over a bound or a rate).
+    pub refused: u64,
+}
+
+struct PendingClaim {
+    handle: Handle,
+    entry: Entry,
+    old: SocketAddr,
+    deadline: Instant,
+}
+
+/// The discovery table.
+pub struct Table {
+    entries: BTreeMap<Handle, Entry>,
+    expiry: Duration,
+    local_ips: Vec<Ipv4Addr>,
+    /// Forms by host: learned (a host that sends no terminator reads like the reference
+    /// implementation) or set in the config.
+    forms: HashMap<IpAddr, Forms>,
+    configured: HashMap<IpAddr, Forms>,
+    pending: Vec<PendingClaim>,
+    /// WHO answers per source this second.
+    who_budget: HashMap<IpAddr, (Instant, u32)>,
+    next_probe_round: Option<Instant>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+type Out = Vec<(SocketAddr, Vec<u8>)>;
+
+impl Table {
+    /// An empty table whose refreshed entries live `expiry` without a refresh; `local_ips` are
+    /// this host's addresses (a client seen from loopback and from the LAN is one client).
+    pub fn new(expiry: Duration, local_ips: Vec<Ipv4Addr>) -> Table {
+        Table {
+            entries: BTreeMap::new(),
+            expiry,
+            local_ips,
+            forms: HashMap::new(),
+            configured: HashMap::new(),
+            pending: Vec::new(),
+            who_budget: HashMap::new(),
+            next_probe_round: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Forms set in the config for hosts (what spelling of KNOWUSERS they read, ...).
+    pub fn set_host_forms(&mut self, forms: HashMap<IpAddr, Forms>) {
+        self.configured = forms;
+    }
+
+    /// The users, by handle.
+    pub fn entries(&self) -> &BTreeMap<Handle, Entry> {
+        &self.entries
+    }
+
+    fn same_host(&self, a: IpAddr, b: IpAddr) -> bool {
+        a == b || (net::is_local(a, &self.local_ips) && net::is_local(b, &self.local_ips))
+    }
+
+    fn same_client(&self, e: &Entry, ip: IpAddr, port: u16) -> bool {
+        e.port == port && self.same_host(e.ip, ip)
+    }
+
+    /// Whether `src` speaks for `e`: from its host, and from its own port if it sends from it.
+    fn speaks_for(&self, e: &Entry, src: SocketAddr) -> bool {
+        self.same_host(e.ip, src.ip()) && (!e.own_port || src.port() == e.port)
+    }
+
+    fn alive(&self, e: &Entry, now: Instant) -> bool {
+        !e.refreshed || now.duration_since(e.last_seen) <= self.expiry
+    }
+
+    fn host_forms(&self, ip: IpAddr) -> Forms {
+        let learned = self.forms.get(&ip).copied().unwrap_or_default();
+        self.configured.get(&ip).map_or(learned, |c| learned.or(*c))
+    }
+
+    /// Takes one datagram from `src`; returns the datagrams to send (answers and relays).
+    pub fn datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) -> Out {
+        self.stats.datagrams += 1;
+        if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+            // The reference implementation: no terminator, and it keeps only the last
+            // KNOWUSERS datagram it reads.
+            let f = self.forms.entry(src.ip()).or_default();
+            f.no_newline = true;
+            f.one_datagram = true;
+        }
+        let mut out = Vec::new();
+        let mut who = false;
+        for r in codec::decode_datagram_forms(bytes) {
+            match r {
+                Ok((Message::Who, _)) => who = true,
+                Ok((m, form)) => {
+                    if form.knownusers {
+                        self.forms.entry(src.ip()).or_default().knownusers = true;
+                    }
+                    self.message(now, src, m, &mut out)
+                }
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    debug!("dropped a malformed datagram from {src}: {e}");
+                }
+            }
+        }
+        if who {
+            // One answer per datagram, however many WHO lines it holds.
+            self.who(now, src, &mut out);
+        }
+        out
+    }
+
+    fn touch(&mut self, now: Instant, src: SocketAddr) {
+        let local = self.local_ips.clone();
+        for e in self.entries.values_mut() {
+            let same = e.port == src.port()
+                && (e.ip == src.ip()
+                    || (net::is_local(e.ip, &local) && net::is_local(src.ip(), &local)));
+            if same {
+                e.last_seen = now;
+                e.own_port = true;
+                if now.duration_since(e.joined) >= HEARTBEAT_MIN {
+                    e.refreshed = true;
+                }
+            }
+        }
+    }
+
+    fn who(&mut self, now: Instant, src: SocketAddr, out: &mut Out) {
+        // A WHO poll from a user's own address shows it is alive.
+        self.touch(now, src);
+        let (since, n) = self.who_budget.entry(src.ip()).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            *since = now;
+            *n = 0;
+        }
+        if *n >= WHO_PER_SEC {
+            self.stats.refused += 1;
+            return;
+        }
+        *n += 1;
+        if self.who_budget.len() > MAX_ENTRIES {
+            self.who_budget
+                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        self.stats.who += 1;
+        let forms = self.host_forms(src.ip());
+        for d in self.answer(now, forms) {
+            out.push((src, d));
+        }
+    }
+
+    /// The whole list in `forms`: this host's users first (a reader that takes one datagram
+    /// gets them whatever else fits).
+    fn answer(&self, now: Instant, forms: Forms) -> Vec<Vec<u8>> {
+        let mut list: Vec<(bool, UserEntry)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| self.alive(e, now))
+            .map(|(h, e)| {
+                let local = net::is_local(e.ip, &self.local_ips);
+                let mut u = UserEntry::new(h.clone(), e.ip, e.port);
+                u.away = e.away;
+                (!local, u)
+            })
+            .collect();
+        list.sort_by_key(|(remote, _)| *remote);
+        let list: Vec<UserEntry> = list.into_iter().map(|(_, u)| u).collect();
+        codec::encode_knowusers_for(&list, &forms)
+    }
+
+    /// Tells this host's clients (all but `except`) what changed.
+    fn relay(&mut self, now: Instant, except: &Handle, what: &Message, out: &mut Out) {
+        let targets: Vec<(SocketAddr, Forms)> = self
+            .entries
+            .iter()
+            .filter(|(h, e)| *h != except && net::is_local(e.ip, &self.local_ips))
+            .map(|(_, e)| (SocketAddr::new(e.ip, e.port), self.host_forms(e.ip)))
+            .collect();
+        for (to, forms) in targets {
+            let bytes = if forms.one_datagram {
+                // It replaces its list with each KNOWUSERS it reads: give it the whole list.
+                self.answer(now, forms).into_iter().next()
+            } else {
+                codec::encode(what).ok()
+            };
+            if let Some(b) = bytes {
+                self.stats.relayed += 1;
+                out.push((to, b));
+            }
+        }
+    }
+
+    fn message(&mut self, now: Instant, src: SocketAddr, m: Message, out: &mut Out) {
+        let ip = src.ip();
+        match m {
+            Message::Join { handle, port } => self.join(now, src, handle, port, out),
+            Message::Leave { handle } => {
+                let ok = self.entries.get(&handle).map(|e| self.speaks_for(e, src));
+                match ok {
+                    Some(true) => {
+                        info!("{handle} left");
+                        self.entries.remove(&handle);
+                        self.relay(
+                            now,
+                            &handle,
+                            &Message::Leave {
+                                handle: handle.clone(),
+                            },
+                            out,
+                        );
+                    }
+                    Some(false) => {
+                        self.stats.refused += 1;
+                        info!("LEAVE {handle} from {src} refused: not its address");
+                    }
+                    None => {}
+                }
+            }
+            Message::Away { handle } => self.presence(now, &handle, src, true, out),
+            Message::Back { handle } => self.presence(now, &handle, src, false, out),
+            other => debug!("ignored {} from {ip}: not for discovery", other.word()),
+        }
+    }
+
+    fn join(&mut self, now: Instant, src: SocketAddr, handle: Handle, port: u16, out: &mut Out) {
+        let ip = src.ip();
+        if !is_unicast(ip) {
+            self.stats.refused += 1;
+            return;
+        }
+        let entry = Entry {
+            ip,
+            port,
+            away: false,
+            own_port: src.port() == port,
+            refreshed: false,
+            joined: now,
+            last_seen: now,
+        };
+        let announce = Message::KnowUsers(vec![UserEntry::new(handle.clone(), ip, port)]);
+        let held = self.entries.get(&handle).cloned();
+        match held {
+            Some(e) if self.same_client(&e, ip, port) => {
+                let e = self.entries.get_mut(&handle).expect("held");
+                e.last_seen = now;
+                e.own_port |= src.port() == port;
+                if now.duration_since(e.joined) >= HEARTBEAT_MIN {
+                    e.refreshed = true;
+                }
+                // The LAN address is the one other hosts can reach; keep it over loopback.
+                if e.ip.is_loopback() && !ip.is_loopback() {
+                    e.ip = ip;
+                }
+            }
+            Some(e) if !self.alive(&e, now) => {
+                info!("{handle} joined from {ip}:{port} (the old entry had expired)");
+                self.entries.insert(handle.clone(), entry);
+                self.relay(now, &handle, &announce, out);
+            }
+            Some(e) if !e.own_port => {
+                if self.same_host(e.ip, ip) {
+                    // Restarted on another port of its host (it sends from ephemeral ports, so
+                    // the host identifies it).
+                    info!("{handle} moved from {}:{} to {ip}:{port}", e.ip, e.port);
+                    self.entries.insert(handle.clone(), entry);
+                    self.relay(now, &handle, &announce, out);
+                } else {
+                    self.stats.clashes += 1;
+                    info!(
+                        "JOIN {handle} from {ip}:{port} refused: held by {}:{}",
+                        e.ip, e.port
+                    );
+                }
+            }
+            Some(e) => {
+                if self.pending.iter().any(|p| p.handle == handle) || self.pending.len() > 64 {
+                    self.stats.clashes += 1;
+                    return;
+                }
+                // The holder may be gone (restarted on a new port): probe its port. The probe is
+                // the list it would get for a WHO, harmless if it is alive.
+                let old = SocketAddr::new(e.ip, e.port);
+                debug!("{handle} claimed from {ip}:{port}; probing the holder at {old}");
+                self.pending.push(PendingClaim {
+                    handle: handle.clone(),
+                    entry,
+                    old,
+                    deadline: now + PROBE_WAIT,
+                });
+                if let Some(b) = self.answer(now, self.host_forms(e.ip)).into_iter().next() {
+                    out.push((old, b));
+                }
+            }
+            None => {
+                let rename = self
+                    .entries
+                    .iter()
+                    .find(|(_, e)| self.same_client(e, ip, port))
+                    .map(|(h, _)| h.clone());
+                if let Some(old) = rename {
+                    // A bare JOIN of a new handle from the address of an old one: a rename.
+                    info!("{old} at {ip}:{port} is now {handle}");
+                    self.entries.remove(&old);
+                } else if self.entries.len() >= MAX_ENTRIES
+                    || self.entries.values().filter(|e| e.ip == ip).count() >= MAX_PER_SOURCE
+                {
+                    self.stats.refused += 1;
+                    return debug!("JOIN {handle} from {ip} refused: table full for it");
+                }
+                info!("{handle} joined from {ip}:{port}");
+                self.entries.insert(handle.clone(), entry);
+                self.relay(now, &handle, &announce, out);
+            }
+        }
+    }
+
+    fn presence(&mut self, now: Instant, h: &Handle, src: SocketAddr, away: bool, out: &mut Out) {
+        let Some(e) = self.entries.get(h) else {
+            return;
+        };
+        if !self.speaks_for(e, src) {
+            self.stats.refused += 1;
+            return info!("presence of {h} from {src} refused: not its address");
+        }
+        let e = self.entries.get_mut(h).expect("entry");
+        e.away = away;
+        e.last_seen = now;
+        let m = if away {
+            Message::Away { handle: h.clone() }
+        } else {
+            Message::Back { handle: h.clone() }
+        };
+        self.relay(now, h, &m, out);
+    }
+
+    /// A datagram we sent to `addr` bounced (port unreachable): whoever held it is gone, and a
+    /// claim that waited for that probe takes over.
+    pub fn bounced(&mut self, now: Instant, addr: SocketAddr) -> Out {
+        let mut out = Vec::new();
+        let gone: Vec<Handle> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.own_port && self.same_client(e, addr.ip(), addr.port()))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in gone {
+            info!("{h} at {addr} is gone (its port is closed)");
+            self.entries.remove(&h);
+            let leave = Message::Leave { handle: h.clone() };
+            self.relay(now, &h, &leave, &mut out);
+        }
+        let (won, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.old == addr);
+        self.pending = keep;
+        for p in won {
+            info!(
+                "{} moved from {} to {}:{}",
+                p.handle, p.old, p.entry.ip, p.entry.port
+            );
+            let m = Message::KnowUsers(vec![UserEntry::new(
+                p.handle.clone(),
+                p.entry.ip,
+                p.entry.port,
+            )]);
+            self.entries.insert(p.handle.clone(), p.entry);
+            self.relay(now, &p.handle, &m, &mut out);
+        }
+        out
+    }
+
+    /// When [`Table::tick`] must run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.deadline).min()
+    }
+
+    /// Refuses the claims whose probe was not bounced (the holder is alive), drops expired
+    /// entries, and every `expiry` probes the entries that never heartbeat; returns what to
+    /// send.
+    pub fn tick(&mut self, now: Instant) -> Out {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.deadline > now);
+        self.stats.clashes += (before - self.pending.len()) as u64;
+        let mut out = Vec::new();
+        for h in self.expire(now) {
+            let leave = Message::Leave { handle: h.clone() };
+            self.relay(now, &h, &leave, &mut out);
+        }
+        let due = self.next_probe_round.is_none_or(|t| now >= t);
+        if due {
+            self.next_probe_round = Some(now + self.expiry);
+            // A user that never heartbeats is kept while its port is open: ask it.
+            let silent: Vec<(SocketAddr, Forms)> = self
+                .entries
+                .values()
+                .filter(|e| {
+                    !e.refreshed && e.own_port && now.duration_since(e.joined) >= self.expiry
+                })
+                .map(|e| (SocketAddr::new(e.ip, e.port), self.host_forms(e.ip)))
+                .collect();
+            for (to, forms) in silent {
+                if let Some(b) = self.answer(now, forms).into_iter().next() {
+                    out.push((to, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops the heartbeating entries not refreshed for longer than the expiry; returns their
+    /// handles.
+    pub fn expire(&mut self, now: Instant) -> Vec<Handle> {
+        let gone: Vec<Handle> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !self.alive(e, now))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &gone {
+            info!("{h} expired");
+            self.entries.remove(h);
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;
