@@ -74,9 +74,10 @@ pub struct Table {
     entries: BTreeMap<Handle, Entry>,
     expiry: Duration,
     local_ips: Vec<Ipv4Addr>,
-    /// Forms by host: learned (a host that sends no terminator reads like the reference
-    /// implementation) or set in the config.
-    forms: HashMap<IpAddr, Forms>,
+    /// Forms learned by exact address (a client that sends no terminator reads like the
+    /// reference implementation; several implementations may share a host), and set in the
+    /// config by host.
+    forms: HashMap<SocketAddr, Forms>,
     configured: HashMap<IpAddr, Forms>,
     pending: Vec<PendingClaim>,
     /// WHO answers per source this second.
@@ -132,9 +133,20 @@ impl Table {
         !e.refreshed || now.duration_since(e.last_seen) <= self.expiry
     }
 
-    fn host_forms(&self, ip: IpAddr) -> Forms {
-        let learned = self.forms.get(&ip).copied().unwrap_or_default();
-        self.configured.get(&ip).map_or(learned, |c| learned.or(*c))
+    /// The forms the client at `addr` reads.
+    fn forms_of(&self, addr: SocketAddr) -> Forms {
+        let learned = self.forms.get(&addr).copied().unwrap_or_default();
+        self.configured
+            .get(&addr.ip())
+            .map_or(learned, |c| learned.or(*c))
+    }
+
+    fn learn(&mut self, src: SocketAddr, f: impl FnOnce(&mut Forms)) {
+        if self.forms.len() >= MAX_ENTRIES && !self.forms.contains_key(&src) {
+            // Bounded: forget what was learned rather than grow.
+            self.forms.clear();
+        }
+        f(self.forms.entry(src).or_default());
     }
 
     /// Takes one datagram from `src`; returns the datagrams to send (answers and relays).
@@ -143,9 +155,10 @@ impl Table {
         if !bytes.ends_with(b"\n") && !bytes.is_empty() {
             // The reference implementation: no terminator, and it keeps only the last
             // KNOWUSERS datagram it reads.
-            let f = self.forms.entry(src.ip()).or_default();
-            f.no_newline = true;
-            f.one_datagram = true;
+            self.learn(src, |f| {
+                f.no_newline = true;
+                f.one_datagram = true;
+            });
         }
         let mut out = Vec::new();
         let mut who = false;
@@ -154,7 +167,7 @@ impl Table {
                 Ok((Message::Who, _)) => who = true,
                 Ok((m, form)) => {
                     if form.knownusers {
-                        self.forms.entry(src.ip()).or_default().knownusers = true;
+                        self.learn(src, |f| f.knownusers = true);
                     }
                     self.message(now, src, m, &mut out)
                 }
@@ -205,7 +218,7 @@ impl Table {
                 .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
         }
         self.stats.who += 1;
-        let forms = self.host_forms(src.ip());
+        let forms = self.forms_of(src);
         for d in self.answer(now, forms) {
             out.push((src, d));
         }
@@ -236,7 +249,10 @@ impl Table {
             .entries
             .iter()
             .filter(|(h, e)| *h != except && net::is_local(e.ip, &self.local_ips))
-            .map(|(_, e)| (SocketAddr::new(e.ip, e.port), self.host_forms(e.ip)))
+            .map(|(_, e)| {
+                let a = SocketAddr::new(e.ip, e.port);
+                (a, self.forms_of(a))
+            })
             .collect();
         for (to, forms) in targets {
             let bytes = if forms.one_datagram {
@@ -349,7 +365,7 @@ impl Table {
                     old,
                     deadline: now + PROBE_WAIT,
                 });
-                if let Some(b) = self.answer(now, self.host_forms(e.ip)).into_iter().next() {
+                if let Some(b) = self.answer(now, self.forms_of(old)).into_iter().next() {
                     out.push((old, b));
                 }
             }
@@ -399,10 +415,19 @@ impl Table {
     /// claim that waited for that probe takes over.
     pub fn bounced(&mut self, now: Instant, addr: SocketAddr) -> Out {
         let mut out = Vec::new();
+        // A handle a waiting claim takes over is moved, not left.
+        let taken: Vec<Handle> = self
+            .pending
+            .iter()
+            .filter(|p| p.old == addr)
+            .map(|p| p.handle.clone())
+            .collect();
         let gone: Vec<Handle> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.own_port && self.same_client(e, addr.ip(), addr.port()))
+            .filter(|(h, e)| {
+                e.own_port && self.same_client(e, addr.ip(), addr.port()) && !taken.contains(h)
+            })
             .map(|(h, _)| h.clone())
             .collect();
         for h in gone {
@@ -458,7 +483,10 @@ impl Table {
                 .filter(|e| {
                     !e.refreshed && e.own_port && now.duration_since(e.joined) >= self.expiry
                 })
-                .map(|e| (SocketAddr::new(e.ip, e.port), self.host_forms(e.ip)))
+                .map(|e| {
+                    let a = SocketAddr::new(e.ip, e.port);
+                    (a, self.forms_of(a))
+                })
                 .collect();
             for (to, forms) in silent {
                 if let Some(b) = self.answer(now, forms).into_iter().next() {

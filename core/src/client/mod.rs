@@ -379,7 +379,14 @@ impl Shell {
                         _ => chat.datagram(now, src, &buf[..n]),
                     }
                 }
-                Ok((n, src)) => chat.datagram(Instant::now(), src, &buf[..n]),
+                Ok((n, src)) => {
+                    let now = Instant::now();
+                    chat.datagram(now, src, &buf[..n]);
+                    // An image may follow its announcement as the very next datagram.
+                    for (src, from, size) in chat.out.img_announced.drain(..) {
+                        self.transfers.announce(src, &from, size, now);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // An ICMP error from an earlier send surfaces here; it is about that send only.
                 Err(e) => debug!("UDP receive: {e}"),

@@ -429,8 +429,12 @@ impl Chat {
     /// `handle` is now the client at `addr` (its old address is proven gone, or it restarted
     /// on its host); the old port is never used again.
     fn take_over(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) {
-        let forms = self.configured_forms(handle, addr.ip());
-        let away = self.peers.get(handle).is_some_and(|p| p.away);
+        // The same client on a new port: what it showed of its forms still holds, but not
+        // what it showed of its sockets.
+        let old = self.peers.get(handle);
+        let mut forms = old.map_or_else(|| self.configured_forms(handle, addr.ip()), |p| p.forms);
+        forms.tcp = false;
+        let away = old.is_some_and(|p| p.away);
         let mut p = Peer::new(addr, now, forms);
         p.away = away;
         self.peers.insert(handle.clone(), p);

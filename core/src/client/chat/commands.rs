@@ -1,0 +1,422 @@
+//! The prompt's commands: MSG, WHO, AWAY/BACK, HANDLE, JOIN/LEAVE, STATUS, HELP, QUIT, and the
+//! routing of plugin words; the answers that wait for discovery (WHO, MSG to a newcomer).
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use super::{Chat, ConnId, Pending, PendingCmd, State};
+use crate::codec::{self, Handle, Message};
+use crate::ipc::{ArgKind, CommandInfo, Event};
+use crate::plugin::PluginEvent;
+
+/// The built-in commands.
+pub fn builtin_commands() -> Vec<CommandInfo> {
+    let c = |word: &str, usage: &str, help: &str, args: &[ArgKind]| CommandInfo {
+        word: word.into(),
+        usage: usage.into(),
+        help: help.into(),
+        args: args.to_vec(),
+    };
+    vec![
+        c(
+            "MSG",
+            "MSG <handle> <text...>",
+            "send a message",
+            &[ArgKind::Handle, ArgKind::Text],
+        ),
+        c("WHO", "WHO", "ask who is here and list them", &[]),
+        c("AWAY", "AWAY", "tell everyone you are away", &[]),
+        c("BACK", "BACK", "tell everyone you are back", &[]),
+        c(
+            "HANDLE",
+            "HANDLE <new>",
+            "change your handle",
+            &[ArgKind::Text],
+        ),
+        c("JOIN", "JOIN", "join the chat again after LEAVE", &[]),
+        c(
+            "LEAVE",
+            "LEAVE",
+            "leave the chat (the client keeps running)",
+            &[],
+        ),
+        c(
+            "STATUS",
+            "STATUS",
+            "show your handle, port, state and counters",
+            &[],
+        ),
+        c(
+            "HELP",
+            "HELP [command]",
+            "list the commands, or explain one",
+            &[ArgKind::Text],
+        ),
+        c("QUIT", "QUIT", "leave the chat and stop the client", &[]),
+    ]
+}
+
+pub(super) fn minutes(d: Duration) -> String {
+    let m = d.as_secs_f64() / 60.0;
+    if m.fract() == 0.0 {
+        format!("{m:.0} min")
+    } else {
+        format!("{:.0} s", d.as_secs_f64())
+    }
+}
+
+impl Chat {
+    /// Runs one command line from a REPL.
+    pub fn request(&mut self, now: Instant, conn: ConnId, id: u64, line: &str) {
+        let line = line.trim();
+        let line = line.strip_prefix('/').unwrap_or(line);
+        let (word, rest) = match line.split_once(char::is_whitespace) {
+            Some((w, r)) => (w, r.trim_start()),
+            None => (line, ""),
+        };
+        let word = word.to_ascii_uppercase();
+        self.last_activity = now;
+        if self.auto_away_active && self.away && word != "AWAY" && word != "BACK" {
+            // Typing again ends an away period that auto-away began.
+            let _ = self.set_away(false);
+            self.event(Event::Notice {
+                text: "you are back".into(),
+            });
+        }
+        let r = match word.as_str() {
+            "" => Ok(Vec::new()),
+            "MSG" => return self.cmd_msg(now, conn, id, rest),
+            "WHO" => {
+                let verbose = matches!(rest, "-v" | "--verbose");
+                if !verbose && !rest.is_empty() {
+                    let e = format!("WHO takes no arguments but -v (got {rest:?})");
+                    return self.reply(conn, id, Err(e));
+                }
+                self.ask_who(now);
+                let heard_at_start = self.knowusers_heard;
+                return self.defer(
+                    now,
+                    conn,
+                    id,
+                    Pending::Who {
+                        heard_at_start,
+                        verbose,
+                    },
+                );
+            }
+            "AWAY" => self.no_args("AWAY", rest).and_then(|_| self.set_away(true)),
+            "BACK" => self
+                .no_args("BACK", rest)
+                .and_then(|_| self.set_away(false)),
+            "HANDLE" => return self.cmd_handle(now, conn, id, rest),
+            "JOIN" => self.no_args("JOIN", rest).and_then(|_| match &self.state {
+                State::Joined => Err(format!(
+                    "you are already in the chat as {}; LEAVE first to rejoin",
+                    self.me
+                )),
+                _ => {
+                    self.join(now);
+                    Ok(vec![format!(
+                        "joined as {} on port {}",
+                        self.me, self.s.port
+                    )])
+                }
+            }),
+            "LEAVE" => self.no_args("LEAVE", rest).and_then(|_| match &self.state {
+                State::Joined => {
+                    self.shutdown();
+                    Ok(vec!["left the chat; JOIN to come back".to_string()])
+                }
+                _ => Err("you are not in the chat; JOIN to come back".to_string()),
+            }),
+            "STATUS" => self.no_args("STATUS", rest).map(|_| self.status()),
+            "PLUGINS" => self
+                .no_args("PLUGINS", rest)
+                .map(|_| self.plugin_report.clone()),
+            "HELP" => self.help(rest),
+            "QUIT" => self.no_args("QUIT", rest).map(|_| {
+                self.out.quit = true;
+                vec!["bye".to_string()]
+            }),
+            w if self.plugin_words.iter().any(|p| p == w) => {
+                self.out
+                    .plugin_calls
+                    .push((conn, id, w.to_string(), rest.to_string()));
+                return;
+            }
+            other => Err(format!(
+                "unknown command {other}; HELP lists the commands, PLUGINS the plugins that loaded"
+            )),
+        };
+        self.reply(conn, id, r);
+    }
+
+    pub(super) fn no_args(&self, word: &str, rest: &str) -> Result<(), String> {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{word} takes no arguments (got {rest:?})"))
+        }
+    }
+
+    pub(super) fn defer(&mut self, now: Instant, conn: ConnId, id: u64, kind: Pending) {
+        let pid = self.next_pending;
+        self.next_pending += 1;
+        self.pending.insert(pid, PendingCmd { conn, id, kind });
+        self.deadlines.push(Reverse((now + self.s.who_wait, pid)));
+    }
+
+    pub(super) fn finish_pending(&mut self, now: Instant, p: PendingCmd) {
+        let r = match p.kind {
+            Pending::Who {
+                heard_at_start,
+                verbose,
+            } => {
+                if self.knowusers_heard == heard_at_start {
+                    Err(format!(
+                        "no discovery service answered WHO on UDP port {} within {:?}; start one with `slcp discovery` (plain `slcp` starts it) or check `broadcast` in the config",
+                        self.s.whoisport, self.s.who_wait
+                    ))
+                } else {
+                    Ok(self.who_table(verbose))
+                }
+            }
+            Pending::Msg { to, text } => match self.peers.get(&to) {
+                Some(_) => self.send_msg(&to, &text).map(|_| Vec::new()),
+                None => Err(format!(
+                    "nobody called {to} is here (asked the discovery services for {:?}); WHO lists who is",
+                    self.s.who_wait
+                )),
+            },
+            Pending::Rename { new } => self.rename(now, new),
+        };
+        self.reply(p.conn, p.id, r);
+    }
+
+    pub(super) fn cmd_msg(&mut self, now: Instant, conn: ConnId, id: u64, rest: &str) {
+        let (to, text) = match rest.split_once(char::is_whitespace) {
+            Some((h, t)) => (h, t.trim_start()),
+            None => (rest, ""),
+        };
+        if to.is_empty() || text.is_empty() {
+            return self.reply(conn, id, Err("usage: MSG <handle> <text...>".into()));
+        }
+        let to = match Handle::new(to) {
+            Ok(h) => h,
+            Err(e) => return self.reply(conn, id, Err(format!("{to:?} is not a handle: {e}"))),
+        };
+        if self.state != State::Joined {
+            return self.reply(
+                conn,
+                id,
+                Err("you are not in the chat; JOIN first".to_string()),
+            );
+        }
+        // A text typed in quotes is meant without them.
+        let text = codec::unquote(text);
+        let probe = Message::Msg {
+            handle: self.me.clone(),
+            text: text.clone(),
+        };
+        if let Err(e) = codec::encode(&probe) {
+            return self.reply(
+                conn,
+                id,
+                Err(format!(
+                    "message too long: {e}; send it in parts (at most {} plain characters fit)",
+                    codec::max_plain_text(&self.me)
+                )),
+            );
+        }
+        match self.peers.get(&to) {
+            Some(_) => {
+                let r = self.send_msg(&to, &text).map(|_| Vec::new());
+                self.reply(conn, id, r);
+            }
+            None if to == self.me => {
+                self.reply(conn, id, Err("that is you; MSG someone else".into()))
+            }
+            None => {
+                // Maybe they joined a moment ago: ask, and decide when the answers are in.
+                self.ask_who(now);
+                self.defer(now, conn, id, Pending::Msg { to, text });
+            }
+        }
+    }
+
+    /// Sends `text` to `to` in the forms `to` uses: its handle field, quoting and terminator,
+    /// over TCP to a peer without UDP.
+    pub(super) fn send_msg(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+        let me = self.me.clone();
+        let p = self.peers.get_mut(to).ok_or_else(|| format!("{to} left"))?;
+        let b = codec::encode_msg(&me, to, text, &p.forms).ok_or_else(|| {
+            format!(
+                "message too long: over {} bytes on the wire for {to}",
+                codec::MAX_SEND
+            )
+        })?;
+        if p.forms.tcp {
+            self.out.tcp.push((p.addr, b));
+        } else {
+            // Kept in case the datagram bounces: a peer without UDP gets it again over TCP.
+            p.last_msg = Some(b.clone());
+            self.out.udp.push((p.addr, b));
+        }
+        self.stats.messages_out += 1;
+        Ok(())
+    }
+
+    pub(super) fn set_away(&mut self, away: bool) -> Result<Vec<String>, String> {
+        if self.away == away {
+            return Err(if away {
+                "you are already away; BACK to return".into()
+            } else {
+                "you are not away".into()
+            });
+        }
+        self.away = away;
+        self.auto_away_active = false;
+        self.out.plugin_events.push(if away {
+            PluginEvent::SelfAway
+        } else {
+            PluginEvent::SelfBack
+        });
+        if self.state == State::Joined {
+            let h = self.me.clone();
+            self.announce(&if away {
+                Message::Away { handle: h }
+            } else {
+                Message::Back { handle: h }
+            });
+        }
+        Ok(vec![
+            if away { "you are away" } else { "you are back" }.to_string(),
+        ])
+    }
+
+    pub(super) fn cmd_handle(&mut self, now: Instant, conn: ConnId, id: u64, rest: &str) {
+        let new = match Handle::new(rest) {
+            Ok(h) => h,
+            Err(_) if rest.is_empty() => {
+                return self.reply(conn, id, Err("usage: HANDLE <new>".into()));
+            }
+            Err(e) => return self.reply(conn, id, Err(format!("{rest:?} is not a handle: {e}"))),
+        };
+        if new == self.me && self.state == State::Joined {
+            return self.reply(conn, id, Err(format!("you are already {new}")));
+        }
+        // Ask first, so a handle somebody holds is refused rather than fought over.
+        self.broadcast(&Message::Who);
+        self.defer(now, conn, id, Pending::Rename { new });
+    }
+
+    pub(super) fn rename(&mut self, now: Instant, new: Handle) -> Result<Vec<String>, String> {
+        if let Some(p) = self.peers.get(&new) {
+            return Err(format!(
+                "{new} is taken by {}; choose another handle",
+                p.addr
+            ));
+        }
+        let old = std::mem::replace(&mut self.me, new.clone());
+        let was = std::mem::replace(&mut self.state, State::Left);
+        if was == State::Joined {
+            self.announce(&Message::Leave {
+                handle: old.clone(),
+            });
+        }
+        if was != State::Left {
+            self.join(now);
+        }
+        self.event(Event::Handle {
+            handle: new.to_string(),
+        });
+        Ok(vec![format!("you are now {new} (were {old})")])
+    }
+
+    /// The WHO table; with `verbose`, the forms learned of each peer (its dialect) too.
+    pub(super) fn who_table(&self, verbose: bool) -> Vec<String> {
+        if self.peers.is_empty() {
+            return vec!["nobody else is here".to_string()];
+        }
+        let mut rows: Vec<Vec<String>> = vec![
+            ["HANDLE", "ADDRESS", "STATUS", "FORMS"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ];
+        for (h, p) in self.peers.map() {
+            let mut forms = p.forms.to_string();
+            if let Some(port) = self.s.image_ports.get(h.as_str()) {
+                forms.push_str(&format!(",images on {port}"));
+            }
+            rows.push(vec![
+                h.to_string(),
+                p.addr.to_string(),
+                if p.away { "away" } else { "here" }.to_string(),
+                forms,
+            ]);
+        }
+        let cols = if verbose { 4 } else { 3 };
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        rows.iter()
+            .map(|r| {
+                let cells: Vec<String> = (0..cols)
+                    .map(|c| {
+                        let pad = widths[c] - r[c].chars().count();
+                        if c + 1 == cols {
+                            r[c].clone()
+                        } else {
+                            format!("{}{}", r[c], " ".repeat(pad))
+                        }
+                    })
+                    .collect();
+                cells.join("  ")
+            })
+            .collect()
+    }
+
+    pub(super) fn status(&self) -> Vec<String> {
+        let state = match &self.state {
+            State::Joined => "joined".to_string(),
+            State::Left => "left".to_string(),
+            State::Clashed(by) => format!("not joined: {} is held by {by}", self.me),
+        };
+        vec![
+            format!("handle    {}", self.me),
+            format!("port      {}", self.s.port),
+            format!("state     {state}"),
+            format!("away      {}", if self.away { "yes" } else { "no" }),
+            format!("peers     {}", self.peers.len()),
+            format!("datagrams {}", self.stats.datagrams),
+            format!("malformed {}", self.stats.malformed),
+            format!("refused   {}", self.stats.refused),
+            format!("msg in    {}", self.stats.messages_in),
+            format!("msg out   {}", self.stats.messages_out),
+        ]
+    }
+
+    pub(super) fn help(&self, rest: &str) -> Result<Vec<String>, String> {
+        let want = rest.trim().trim_start_matches('/').to_ascii_uppercase();
+        if !want.is_empty() {
+            return self
+                .commands
+                .iter()
+                .find(|c| c.word == want)
+                .map(|c| vec![format!("{}  {}", c.usage, c.help)])
+                .ok_or_else(|| format!("no command {want}; HELP lists the commands"));
+        }
+        let w = self
+            .commands
+            .iter()
+            .map(|c| c.usage.len())
+            .max()
+            .unwrap_or(0);
+        Ok(self
+            .commands
+            .iter()
+            .map(|c| format!("{:w$}  {}", c.usage, c.help))
+            .collect())
+    }
+}

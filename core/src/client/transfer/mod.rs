@@ -1,0 +1,549 @@
+//! Image transfers over TCP, inside the client's event loop.
+//!
+//! Sending: connect without blocking, write the `IMG <handle> <size>` header line, stream the file
+//! in chunks, shut down the write side, then wait for the receiver to close: a normal close means
+//! it kept the image, a reset means it refused or aborted it. Receiving: read the header, check
+//! the sender and the size, let the plugins decide, write to a hidden temporary file in
+//! `imagepath`, and give it its final name (never overwriting) only when every byte is there.
+//!
+//! Readiness is edge-triggered, and a turn moves at most `TURN_BUDGET` bytes, so a transfer that
+//! could go on forever is put back in the ready queue instead: messages keep flowing while a large
+//! image moves.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::codec::{self, Handle, Message};
+use slcp_plugin_api::names::default_name;
+
+use super::chat::ConnId;
+
+/// Transfer tokens start here; lower tokens belong to the client's sockets and IPC connections.
+pub const TOKEN_BASE: usize = 1 << 40;
+/// Bytes moved per read or write call.
+const CHUNK: usize = 256 * 1024;
+/// Bytes one transfer may move before the loop turns to other work.
+const TURN_BUDGET: u64 = 2 * 1024 * 1024;
+/// The longest header line accepted.
+const MAX_HEADER: usize = 600;
+/// How often the sender's prompt hears of progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// What a transfer led to; the shell turns it into replies and events.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A send is under way.
+    Progress {
+        /// The command that started it.
+        reply: (ConnId, u64),
+        /// Bytes written.
+        sent: u64,
+        /// Of.
+        size: u64,
+    },
+    /// A send finished.
+    Sent {
+        /// The command that started it.
+        reply: (ConnId, u64),
+        /// What to tell the user.
+        line: String,
+    },
+    /// A send failed.
+    SendFailed {
+        /// The command that started it.
+        reply: (ConnId, u64),
+        /// Why, in one line.
+        error: String,
+    },
+    /// An image was saved.
+    Received {
+        /// Sender.
+        from: String,
+        /// Size.
+        size: u64,
+        /// Where.
+        path: PathBuf,
+    },
+    /// A receive was refused or aborted; nothing was left in `imagepath`.
+    RecvFailed {
+        /// Why, in one line.
+        error: String,
+    },
+    /// SLCP lines arrived on a TCP connection (a peer that speaks SLCP over TCP).
+    Lines {
+        /// The connection's source.
+        from: SocketAddr,
+        /// One or more complete lines (the last may lack its terminator at the end of a stream).
+        bytes: Vec<u8>,
+    },
+    /// A connection to a peer was accepted (true) or refused (false).
+    Reached {
+        /// The peer.
+        addr: SocketAddr,
+        /// Whether it accepted.
+        ok: bool,
+    },
+    /// What a received image showed of its sender's forms.
+    Forms {
+        /// The sender.
+        from: String,
+        /// `IMG <handle> <name> <size> ` header.
+        named: bool,
+        /// `IMG <name> <size>` header answered with READY.
+        ready: bool,
+    },
+}
+
+/// How an image goes to one peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendForm {
+    /// The reference implementation's `IMG <handle> <file name> <size> ` header (no newline).
+    pub named: bool,
+    /// `IMG <file name> <size>\n`, then wait for the receiver's `READY`.
+    pub ready: bool,
+    /// The addressee's handle in the header's handle field.
+    pub recipient: bool,
+}
+
+/// What the receiving side asks the rest of the client.
+pub trait Policy {
+    /// The sender of an image whose header names `named`, coming from `ip`; an error when the
+    /// sender is not a known peer.
+    fn sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String>;
+    /// Whether `h` is anybody's handle (a header naming no one carries a file name instead).
+    fn knows(&mut self, h: &Handle) -> bool;
+    /// Whether to receive it (the plugins decide).
+    fn offer(&mut self, from: &str, size: u64) -> Result<(), String>;
+    /// Its file name (the plugins decide).
+    fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String>;
+}
+
+struct Send {
+    /// SLCP lines for a peer without UDP: no file, no verdict to wait for.
+    lines: bool,
+    /// Waiting for the receiver's `READY` before the bytes.
+    wait_ready: bool,
+    ready_buf: Vec<u8>,
+    to: String,
+    addr: SocketAddr,
+    file_name: String,
+    stream: TcpStream,
+    file: Option<File>,
+    size: u64,
+    /// Bytes of the file handed to the socket.
+    sent: u64,
+    header: Vec<u8>,
+    header_off: usize,
+    buf: Vec<u8>,
+    buf_off: usize,
+    connected: bool,
+    /// Everything written; waiting for the receiver's close.
+    done_writing: bool,
+    started: Instant,
+    last_io: Instant,
+    last_progress: Instant,
+    reply: (ConnId, u64),
+}
+
+struct Body {
+    from: String,
+    size: u64,
+    received: u64,
+    file: File,
+    tmp: PathBuf,
+    head: Vec<u8>,
+}
+
+struct Recv {
+    stream: TcpStream,
+    peer: SocketAddr,
+    header: Vec<u8>,
+    body: Option<Body>,
+    /// Not an image: SLCP lines (`MSG ...`, `KNOWUSERS ...`) on the TCP port.
+    lines: bool,
+    /// We answered a handshake header with READY.
+    readied: bool,
+    last_io: Instant,
+}
+
+struct Announcement {
+    src: SocketAddr,
+    handle: String,
+    size: u64,
+    at: Instant,
+}
+
+/// Announcements kept per source address, and in all.
+const MAX_ANNOUNCED_PER_SOURCE: usize = 8;
+const MAX_ANNOUNCED: usize = 1024;
+/// Incoming connections at once, and from one address.
+const MAX_RECVS: usize = 64;
+const MAX_RECVS_PER_IP: usize = 8;
+/// The longest SLCP line accepted on the TCP port.
+const MAX_TCP_LINE: usize = 64 * 1024;
+
+/// Every transfer of one client.
+pub struct Transfers {
+    next_id: u64,
+    sends: HashMap<u64, Send>,
+    recvs: HashMap<u64, Recv>,
+    ready: VecDeque<u64>,
+    queued: HashSet<u64>,
+    /// UDP announcements by source ip (bounded, looked up by address).
+    announced: HashMap<IpAddr, VecDeque<Announcement>>,
+    announced_total: usize,
+    timeout: Duration,
+    /// How long a send waits for the receiver's close after the last byte.
+    grace: Duration,
+    imagepath: PathBuf,
+    max_bytes: u64,
+    buf: Vec<u8>,
+}
+
+fn token(id: u64) -> Token {
+    Token(TOKEN_BASE + id as usize)
+}
+
+/// `n` bytes for people: `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The reason of an I/O error, with the cases a user can act on spelled out.
+fn io_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(28) => "disk full".into(),
+        Some(13) => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+impl Transfers {
+    /// No transfers yet; received images go to `imagepath`.
+    pub fn new(
+        imagepath: PathBuf,
+        max_bytes: u64,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Transfers {
+        Transfers {
+            next_id: 0,
+            sends: HashMap::new(),
+            recvs: HashMap::new(),
+            ready: VecDeque::new(),
+            queued: HashSet::new(),
+            announced: HashMap::new(),
+            announced_total: 0,
+            timeout,
+            grace,
+            imagepath,
+            max_bytes,
+            buf: vec![0; CHUNK],
+        }
+    }
+
+    /// Whether a token is a transfer's.
+    pub fn owns(t: Token) -> bool {
+        t.0 >= TOKEN_BASE
+    }
+
+    /// Transfers in flight (sending, receiving).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.sends.len(), self.recvs.len())
+    }
+
+    /// Whether some transfer has work left from its last turn.
+    pub fn busy(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    fn mark_ready(&mut self, id: u64) {
+        if self.queued.insert(id) {
+            self.ready.push_back(id);
+        }
+    }
+
+    /// A readiness event for a transfer's token.
+    pub fn readiness(&mut self, t: Token) {
+        self.mark_ready((t.0 - TOKEN_BASE) as u64);
+    }
+
+    /// Remembers a UDP `IMG` announcement, so the TCP transfer (or the UDP datagram) that
+    /// follows is expected. Bounded per source and in all; the oldest give way.
+    pub fn announce(&mut self, src: SocketAddr, handle: &str, size: u64, now: Instant) {
+        let timeout = self.timeout;
+        if self.announced_total >= MAX_ANNOUNCED {
+            let before: usize = self.announced.values().map(VecDeque::len).sum();
+            self.announced.retain(|_, q| {
+                q.retain(|a| now.duration_since(a.at) <= timeout);
+                !q.is_empty()
+            });
+            self.announced_total = self.announced.values().map(VecDeque::len).sum();
+            if self.announced_total >= MAX_ANNOUNCED {
+                debug!("announcement from {src} dropped: {before} pending");
+                return;
+            }
+        }
+        let q = self.announced.entry(src.ip()).or_default();
+        q.retain(|a| now.duration_since(a.at) <= timeout);
+        if q.len() >= MAX_ANNOUNCED_PER_SOURCE {
+            q.pop_front();
+        } else {
+            self.announced_total += 1;
+        }
+        q.push_back(Announcement {
+            src,
+            handle: handle.to_owned(),
+            size,
+            at: now,
+        });
+    }
+
+    fn take_announcement(
+        &mut self,
+        ip: IpAddr,
+        f: impl Fn(&Announcement) -> bool,
+    ) -> Option<Announcement> {
+        let q = self.announced.get_mut(&ip)?;
+        let i = q.iter().position(f)?;
+        let a = q.remove(i);
+        if q.is_empty() {
+            self.announced.remove(&ip);
+        }
+        self.announced_total = self.announced_total.saturating_sub(1);
+        a
+    }
+
+    /// Whether a datagram of `len` bytes from `src` may be an announced image.
+    pub fn expects_udp_image(&self, src: SocketAddr, len: usize) -> bool {
+        self.announced
+            .get(&src.ip())
+            .is_some_and(|q| q.iter().any(|a| a.src == src && a.size == len as u64))
+    }
+
+    /// Accepts every pending connection on the image port.
+    pub fn accept(&mut self, listener: &mut TcpListener, registry: &Registry, now: Instant) {
+        loop {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let from_ip = self
+                        .recvs
+                        .values()
+                        .filter(|r| r.peer.ip() == peer.ip())
+                        .count();
+                    if self.recvs.len() >= MAX_RECVS || from_ip >= MAX_RECVS_PER_IP {
+                        // Too many at once: refused with a reset, before any byte is read.
+                        debug!("connection from {peer} refused: {from_ip} open from it");
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        continue;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    if let Err(e) = registry.register(&mut stream, token(id), Interest::READABLE) {
+                        warn!("image connection from {peer}: {e}");
+                        continue;
+                    }
+                    debug!("image connection {id} from {peer}");
+                    self.recvs.insert(
+                        id,
+                        Recv {
+                            stream,
+                            peer,
+                            header: Vec::new(),
+                            body: None,
+                            lines: false,
+                            readied: false,
+                            last_io: now,
+                        },
+                    );
+                    // Data may already be waiting; edge-triggered readiness would not repeat it.
+                    self.mark_ready(id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("image accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one turn of every transfer that is ready; returns what finished or progressed.
+    pub fn run(
+        &mut self,
+        registry: &Registry,
+        policy: &mut dyn Policy,
+        now: Instant,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let n = self.ready.len();
+        for _ in 0..n {
+            let Some(id) = self.ready.pop_front() else {
+                break;
+            };
+            self.queued.remove(&id);
+            let again = if self.sends.contains_key(&id) {
+                self.send_turn(id, registry, now, &mut out)
+            } else if self.recvs.contains_key(&id) {
+                self.recv_turn(id, registry, policy, now, &mut out)
+            } else {
+                false
+            };
+            if again {
+                self.mark_ready(id);
+            }
+        }
+        out
+    }
+
+    /// When [`Transfers::tick`] must run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let sends = self.sends.values().map(|s| s.last_io + self.wait_of(s));
+        let recvs = self.recvs.values().map(|r| r.last_io + self.timeout);
+        sends.chain(recvs).min()
+    }
+
+    fn wait_of(&self, s: &Send) -> Duration {
+        if s.done_writing {
+            self.grace
+        } else {
+            self.timeout
+        }
+    }
+
+    /// Aborts transfers that stalled longer than the timeout.
+    pub fn tick(&mut self, registry: &Registry, now: Instant) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let stalled: Vec<u64> = self
+            .sends
+            .iter()
+            .filter(|(_, s)| now.duration_since(s.last_io) >= self.wait_of(s))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            let s = &self.sends[&id];
+            if s.done_writing {
+                // Every byte went out; the receiver just never closed. Not our failure.
+                let line = self.sent_line(id, now) + " (the receiver did not confirm)";
+                let reply = s.reply;
+                self.close_send(id, registry);
+                out.push(Outcome::Sent { reply, line });
+            } else {
+                let why = format!(
+                    "stalled for {:?} after {} of {} bytes",
+                    self.timeout, s.sent, s.size
+                );
+                out.push(self.fail_send(id, registry, why));
+            }
+        }
+        let stalled: Vec<u64> = self
+            .recvs
+            .iter()
+            .filter(|(_, r)| now.duration_since(r.last_io) >= self.timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            if self.recvs[&id].lines {
+                // A peer that keeps its connection open: what it sent so far counts.
+                self.close_lines(id, registry, &mut out);
+                continue;
+            }
+            let why = match &self.recvs[&id].body {
+                Some(b) => format!("stalled after {} of {} bytes", b.received, b.size),
+                None => "no IMG header arrived".into(),
+            };
+            out.push(self.abort_recv(id, registry, &why));
+        }
+        out
+    }
+
+    /// Ends a connection that carried SLCP lines: a last unterminated line still counts.
+    fn close_lines(&mut self, id: u64, registry: &Registry, out: &mut Vec<Outcome>) {
+        if let Some(mut r) = self.recvs.remove(&id) {
+            let _ = registry.deregister(&mut r.stream);
+            if !r.header.is_empty() {
+                out.push(Outcome::Lines {
+                    from: r.peer,
+                    bytes: r.header,
+                });
+            }
+        }
+    }
+
+    /// Starts the turn of a freshly connected send (tests and the shell call it after
+    /// registering, since the first WRITABLE may have fired before).
+    pub fn kick(&mut self) {
+        let ids: Vec<u64> = self.sends.keys().copied().collect();
+        for id in ids {
+            self.mark_ready(id);
+        }
+    }
+}
+
+mod names;
+mod recv;
+mod send;
+
+pub use names::looks_like_file_name;
+use names::{header_end, is_img, is_safe_name, is_text, place};
+
+#[cfg(test)]
+mod tests {
+    use super::names::*;
+    use super::*;
+
+    #[test]
+    fn names_are_safe_and_never_overwrite() {
+        assert!(!is_safe_name("../x") && !is_safe_name(".hidden") && !is_safe_name(""));
+        assert!(is_safe_name("bob-20261124-131015.png"));
+        let dir = tempfile_dir();
+        let mk = |n: &str| {
+            let p = dir.join(n);
+            std::fs::write(&p, n).unwrap();
+            p
+        };
+        let first = place(&mk(".t1"), &dir, "a.png").unwrap();
+        let second = place(&mk(".t2"), &dir, "a.png").unwrap();
+        assert_eq!(first, dir.join("a.png"));
+        assert_eq!(second, dir.join("a-1.png"));
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), ".t1");
+        assert!(!dir.join(".t1").exists() && !dir.join(".t2").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "slcp-place-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(200 << 20), "200.0 MiB");
+    }
+}
