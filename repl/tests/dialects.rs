@@ -146,6 +146,32 @@ fn row(d: Dialect) -> Vec<String> {
     });
     cell("MSG slu -> fab", r);
 
+    // WHO -v shows the forms slu learned of fab (its dialect).
+    let who = slu.cmd("WHO -v").unwrap_or_default();
+    let line = who
+        .iter()
+        .find(|l| l.starts_with("fab "))
+        .cloned()
+        .unwrap_or_default();
+    let want: Vec<&str> = [
+        (d.recipient, "recipient"),
+        (d.quote, "quoted"),
+        (!d.udp, "tcp"),
+        (!d.newline, "no-newline"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, w)| w)
+    .collect();
+    cell(
+        "WHO -v shows its forms",
+        if want.iter().all(|w| line.contains(w)) && (!want.is_empty() || line.ends_with("slcp")) {
+            Ok(())
+        } else {
+            Err(format!("want {want:?} in {line:?}"))
+        },
+    );
+
     // IMG both ways.
     let img = make_file(lan.home(), "small.png", b"\x89PNG\r\n\x1a\n", 50_000);
     let bytes = std::fs::read(&img).unwrap();
@@ -325,4 +351,62 @@ fn every_dialect_holds_a_conversation_with_slcp() {
         .flat_map(|h| h.join().unwrap_or_else(|_| vec!["a row panicked".into()]))
         .collect();
     assert!(fails.is_empty(), "failed cells:\n{}", fails.join("\n"));
+}
+
+/// Item 1 of the issue: a user that sent one JOIN and nothing since stays (10 x expiry), and
+/// goes when its port is found closed.
+#[test]
+fn a_user_that_joined_once_stays_until_its_port_closes() {
+    let mut lan = Lan::new("heartbeat = 0.2\nexpiry = 0.5\nwho_wait = 0.2");
+    lan.start_discovery();
+    lan.add_user("slu");
+    let port = lan.user("slu").port;
+    let fab = Fake::start(Dialect::plain("once"), "fab", lan.whoisport, "slu", port);
+    lan.start_client("slu");
+    let mut slu = lan.ipc("slu");
+    assert!(slu.wait_peers(&["fab"], 3 * S));
+    let expiry = Duration::from_millis(500);
+    let gone = slu.wait_event(10 * expiry, |e| matches!(e, Event::Leave { .. }));
+    assert_eq!(gone, None, "dropped before 10 x expiry");
+    assert!(lan.who().contains(&"fab".to_string()));
+    // Its process ends without a word: the discovery's probe of its port bounces.
+    let t = Instant::now();
+    drop(fab);
+    slu.expect_event(
+        3 * S,
+        Event::Leave {
+            handle: "fab".into(),
+        },
+    );
+    eprintln!("dropped {:?} after its port closed", t.elapsed());
+    assert!(!lan.who().contains(&"fab".to_string()));
+}
+
+/// Several users behind one address: an image is attributed by its header's handle.
+#[test]
+fn images_from_two_users_of_one_host_are_told_apart_by_their_header() {
+    let mut lan = Lan::new("heartbeat = 0.3\nexpiry = 1\nwho_wait = 0.2");
+    lan.with_plugins(&[(&workspace_plugin("img"), "libslcp_plugin_img.so")]);
+    lan.start_discovery();
+    lan.add_user("slu");
+    let port = lan.user("slu").port;
+    let named = Dialect {
+        img: ImgForm::Named,
+        newline: false,
+        ..Dialect::plain("r")
+    };
+    let fab = Fake::start(named.clone(), "fab", lan.whoisport, "slu", port);
+    let pol = Fake::start(named, "pol", lan.whoisport, "slu", port);
+    lan.start_client("slu");
+    let mut slu = lan.ipc("slu");
+    assert!(slu.wait_peers(&["fab", "pol"], 3 * S));
+    for (f, who) in [(&pol, "pol"), (&fab, "fab")] {
+        f.send_image(b"GIF89a-from-one-host", "x.gif").unwrap();
+        match slu.wait_event(3 * S, |e| {
+            matches!(e, Event::Image { .. } | Event::Error { .. })
+        }) {
+            Some(Event::Image { from, .. }) => assert_eq!(from, who),
+            other => panic!("{who}: {other:?}"),
+        }
+    }
 }

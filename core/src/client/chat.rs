@@ -558,6 +558,8 @@ impl Chat {
 mod commands;
 pub use commands::builtin_commands;
 use commands::minutes;
+#[cfg(test)]
+mod identity_tests;
 mod receive;
 #[cfg(test)]
 mod tests;

@@ -246,13 +246,8 @@ impl Chat {
             Some(h) if h == named => Sender::Peer(h.clone()),
             // Another client's exact address naming someone else: not who it claims.
             Some(_) => Sender::Unverified(format!("?{named}@{src}")),
-            None if self.peers.get(named).is_some()
-                && self
-                    .peers
-                    .same_host(self.peers.map()[named].addr.ip(), src.ip()) =>
-            {
-                Sender::Peer(named.clone())
-            }
+            // From its host; from its own port if it has shown it sends from there.
+            None if self.peers.speaks_for(named, src) => Sender::Peer(named.clone()),
             None => Sender::Unverified(format!("?{named}@{src}")),
         }
     }

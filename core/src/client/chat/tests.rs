@@ -22,16 +22,16 @@ fn settings(handle: &str) -> Settings {
     }
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn disc() -> SocketAddr {
+pub(super) fn disc() -> SocketAddr {
     SocketAddr::new(BCAST, 4000)
 }
 
 /// The datagrams sent since the last call, as text.
-fn sent(c: &mut Chat) -> Vec<(SocketAddr, String)> {
+pub(super) fn sent(c: &mut Chat) -> Vec<(SocketAddr, String)> {
     c.out
         .udp
         .drain(..)
@@ -43,7 +43,7 @@ fn ipc(c: &mut Chat) -> Vec<(To, ServerMsg)> {
     c.out.ipc.drain(..).collect()
 }
 
-fn events(c: &mut Chat) -> Vec<String> {
+pub(super) fn events(c: &mut Chat) -> Vec<String> {
     ipc(c)
         .into_iter()
         .filter_map(|(_, m)| match m {
@@ -69,7 +69,7 @@ fn reply(c: &mut Chat) -> Result<Vec<String>, String> {
 }
 
 /// A started client with one REPL (conn 1) attached and its outboxes empty.
-fn started(handle: &str) -> (Chat, Instant) {
+pub(super) fn started(handle: &str) -> (Chat, Instant) {
     let t0 = Instant::now();
     let mut c = Chat::new(settings(handle), t0);
     c.start(t0);
