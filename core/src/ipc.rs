@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::render::render;
+
 /// The longest IPC line either side accepts.
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -138,21 +140,25 @@ pub enum Event {
 
 impl Event {
     /// The stable one-line form used in piped mode and documented in README:
-    /// `<kind> <handle> [<rest>]`, with line breaks and backslashes in text escaped.
+    /// `<kind> <handle> [<rest>]`, every foreign string through [`render`] (so `\` is `\\`, a
+    /// line break `\n`, ESC `\e`, other controls and invisible characters `\u{hex}`).
     pub fn line(&self) -> String {
+        let r = render;
         match self {
-            Event::Message { from, text } => format!("message {from} {}", escape(text)),
-            Event::Join { handle, addr } => format!("join {handle} {addr}"),
-            Event::Rename { from, to } => format!("rename {from} {to}"),
-            Event::Leave { handle } => format!("leave {handle}"),
-            Event::Away { handle } => format!("away {handle}"),
-            Event::Back { handle } => format!("back {handle}"),
-            Event::Clash { handle, addr } => format!("clash {handle} {addr}"),
-            Event::Handle { handle } => format!("handle {handle}"),
-            Event::Image { from, size, path } => format!("image {from} {size} {}", escape(path)),
+            Event::Message { from, text } => format!("message {} {}", r(from), r(text)),
+            Event::Join { handle, addr } => format!("join {} {}", r(handle), r(addr)),
+            Event::Rename { from, to } => format!("rename {} {}", r(from), r(to)),
+            Event::Leave { handle } => format!("leave {}", r(handle)),
+            Event::Away { handle } => format!("away {}", r(handle)),
+            Event::Back { handle } => format!("back {}", r(handle)),
+            Event::Clash { handle, addr } => format!("clash {} {}", r(handle), r(addr)),
+            Event::Handle { handle } => format!("handle {}", r(handle)),
+            Event::Image { from, size, path } => {
+                format!("image {} {size} {}", r(from), r(path))
+            }
             Event::Progress { sent, size } => format!("progress {sent} {size}"),
-            Event::Notice { text } => format!("notice {}", escape(text)),
-            Event::Error { text } => format!("error {}", escape(text)),
+            Event::Notice { text } => format!("notice {}", r(text)),
+            Event::Error { text } => format!("error {}", r(text)),
         }
     }
 
@@ -190,18 +196,9 @@ impl Event {
     }
 }
 
-/// Escapes `\` and line breaks so a text stays on one line.
+/// Shows a foreign text safely on one line: [`render`].
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
+    render(text)
 }
 
 /// A line from the client to a REPL.

@@ -9,5 +9,6 @@ pub mod ipc;
 pub mod logger;
 pub mod net;
 pub mod plugin;
+pub mod render;
 
 pub use codec::{Handle, Message};

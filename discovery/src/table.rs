@@ -14,6 +14,7 @@ use log::{debug, info};
 use slcp_core::client::peers::is_unicast;
 use slcp_core::codec::{self, Forms, Handle, Message, UserEntry};
 use slcp_core::net;
+use slcp_core::render::render;
 
 /// Users kept at most, and from one source address.
 pub const MAX_ENTRIES: usize = 4096;
@@ -72,6 +73,8 @@ struct PendingClaim {
 /// The discovery table.
 pub struct Table {
     entries: BTreeMap<Handle, Entry>,
+    /// The skeleton of every handle held, to refuse look-alikes in O(1).
+    skeletons: HashMap<String, Handle>,
     expiry: Duration,
     local_ips: Vec<Ipv4Addr>,
     /// Forms learned by exact address (a client that sends no terminator reads like the
@@ -95,6 +98,7 @@ impl Table {
     pub fn new(expiry: Duration, local_ips: Vec<Ipv4Addr>) -> Table {
         Table {
             entries: BTreeMap::new(),
+            skeletons: HashMap::new(),
             expiry,
             local_ips,
             forms: HashMap::new(),
@@ -109,6 +113,16 @@ impl Table {
     /// Forms set in the config for hosts (what spelling of KNOWUSERS they read, ...).
     pub fn set_host_forms(&mut self, forms: HashMap<IpAddr, Forms>) {
         self.configured = forms;
+    }
+
+    fn put(&mut self, h: Handle, e: Entry) -> Option<Entry> {
+        self.skeletons.insert(h.skeleton(), h.clone());
+        self.entries.insert(h, e)
+    }
+
+    fn take(&mut self, h: &Handle) -> Option<Entry> {
+        self.skeletons.remove(&h.skeleton());
+        self.entries.remove(h)
     }
 
     /// The users, by handle.
@@ -277,7 +291,7 @@ impl Table {
                 match ok {
                     Some(true) => {
                         info!("{handle} left");
-                        self.entries.remove(&handle);
+                        self.take(&handle);
                         self.relay(
                             now,
                             &handle,
@@ -332,7 +346,7 @@ impl Table {
             }
             Some(e) if !self.alive(&e, now) => {
                 info!("{handle} joined from {ip}:{port} (the old entry had expired)");
-                self.entries.insert(handle.clone(), entry);
+                self.put(handle.clone(), entry);
                 self.relay(now, &handle, &announce, out);
             }
             Some(e) if !e.own_port => {
@@ -340,7 +354,7 @@ impl Table {
                     // Restarted on another port of its host (it sends from ephemeral ports, so
                     // the host identifies it).
                     info!("{handle} moved from {}:{} to {ip}:{port}", e.ip, e.port);
-                    self.entries.insert(handle.clone(), entry);
+                    self.put(handle.clone(), entry);
                     self.relay(now, &handle, &announce, out);
                 } else {
                     self.stats.clashes += 1;
@@ -375,10 +389,20 @@ impl Table {
                     .iter()
                     .find(|(_, e)| self.same_client(e, ip, port))
                     .map(|(h, _)| h.clone());
+                let look_alike = self
+                    .skeletons
+                    .get(&handle.skeleton())
+                    .filter(|o| **o != handle && Some(*o) != rename.as_ref());
+                if let Some(other) = look_alike {
+                    // A handle a human could take for one that is held.
+                    self.stats.refused += 1;
+                    let other = render(other.as_str());
+                    return info!("JOIN from {ip}:{port} refused: it looks like {other}");
+                }
                 if let Some(old) = rename {
                     // A bare JOIN of a new handle from the address of an old one: a rename.
                     info!("{old} at {ip}:{port} is now {handle}");
-                    self.entries.remove(&old);
+                    self.take(&old);
                 } else if self.entries.len() >= MAX_ENTRIES
                     || self.entries.values().filter(|e| e.ip == ip).count() >= MAX_PER_SOURCE
                 {
@@ -386,7 +410,7 @@ impl Table {
                     return debug!("JOIN {handle} from {ip} refused: table full for it");
                 }
                 info!("{handle} joined from {ip}:{port}");
-                self.entries.insert(handle.clone(), entry);
+                self.put(handle.clone(), entry);
                 self.relay(now, &handle, &announce, out);
             }
         }
@@ -432,7 +456,7 @@ impl Table {
             .collect();
         for h in gone {
             info!("{h} at {addr} is gone (its port is closed)");
-            self.entries.remove(&h);
+            self.take(&h);
             let leave = Message::Leave { handle: h.clone() };
             self.relay(now, &h, &leave, &mut out);
         }
@@ -450,7 +474,7 @@ impl Table {
                 p.entry.ip,
                 p.entry.port,
             )]);
-            self.entries.insert(p.handle.clone(), p.entry);
+            self.put(p.handle.clone(), p.entry);
             self.relay(now, &p.handle, &m, &mut out);
         }
         out
@@ -508,7 +532,7 @@ impl Table {
             .collect();
         for h in &gone {
             info!("{h} expired");
-            self.entries.remove(h);
+            self.take(h);
         }
         gone
     }

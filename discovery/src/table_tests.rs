@@ -271,3 +271,20 @@ fn floods_are_bounded() {
     t.datagram(now, addr("0.0.0.0:6000"), b"JOIN z 6000\n");
     assert!(!t.entries().contains_key(&h("z")));
 }
+
+#[test]
+fn look_alike_and_invisible_handles_are_refused() {
+    let (mut t, now) = table();
+    t.datagram(now, addr("10.0.0.2:5001"), b"JOIN bob 5001\n");
+    for (i, fake) in ["b\u{43e}b", "bob\u{200b}", "\u{202e}bob", "b\u{ff4f}b"]
+        .iter()
+        .enumerate()
+    {
+        let src = addr(&format!("10.0.0.{}:6000", 10 + i));
+        t.datagram(now, src, format!("JOIN {fake} 6000\n").as_bytes());
+    }
+    assert_eq!(t.entries().keys().collect::<Vec<_>>(), vec![&h("bob")]);
+    // Invisible ones are malformed on the wire; the look-alikes are refused.
+    assert_eq!(t.stats.malformed, 2);
+    assert_eq!(t.stats.refused, 2);
+}

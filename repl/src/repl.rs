@@ -25,6 +25,7 @@ use rustyline::{
 use slcp_config::{Config, paths};
 use slcp_core::client::transfer::human_bytes;
 use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
+use slcp_core::render::render;
 
 /// How long a command may take before the prompt gives up on the client.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -151,13 +152,15 @@ fn progress_bar(sent: u64, size: u64) -> String {
     )
 }
 
-/// An event as a person reads it.
+/// An event as a person reads it: every foreign string through the renderer first, then our
+/// own colours around it.
 fn human(e: &Event, color: bool, bell: bool) -> String {
     let (b, d, r) = if color {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
     } else {
         ("", "", "")
     };
+    let v = render;
     match e {
         Event::Message { from, text } => {
             let ring = if bell { "\x07" } else { "" };
@@ -166,32 +169,38 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
             } else {
                 String::new()
             };
+            let text = v(text);
             match from.strip_prefix('?').and_then(|f| f.split_once('@')) {
                 // Named a handle its source does not hold: say so, never show it as that user.
                 Some((name, addr)) => {
+                    let (name, addr) = (v(name), v(addr));
                     format!("? \"{name}\" from {addr} (not {name}): {text}{auto}{ring}")
                 }
-                None => format!("{b}{from}{r}: {text}{auto}{ring}"),
+                None => format!("{b}{}{r}: {text}{auto}{ring}", v(from)),
             }
         }
-        Event::Join { handle, addr } => format!("{d}* {handle} joined ({addr}){r}"),
-        Event::Rename { from, to } => format!("{d}* {from} is now {to}{r}"),
-        Event::Leave { handle } => format!("{d}* {handle} left{r}"),
-        Event::Away { handle } => format!("{d}* {handle} is away{r}"),
-        Event::Back { handle } => format!("{d}* {handle} is back{r}"),
+        Event::Join { handle, addr } => format!("{d}* {} joined ({}){r}", v(handle), v(addr)),
+        Event::Rename { from, to } => format!("{d}* {} is now {}{r}", v(from), v(to)),
+        Event::Leave { handle } => format!("{d}* {} left{r}", v(handle)),
+        Event::Away { handle } => format!("{d}* {} is away{r}", v(handle)),
+        Event::Back { handle } => format!("{d}* {} is back{r}", v(handle)),
         Event::Clash { handle, addr } => format!(
-            "! the handle {handle} is held by {addr}; you are not in the chat until you pick another with HANDLE <new>"
+            "! the handle {} is held by {}; you are not in the chat until you pick another with HANDLE <new>",
+            v(handle),
+            v(addr)
         ),
-        Event::Handle { handle } => format!("{d}* you are now {handle}{r}"),
-        Event::Notice { text } => format!("{d}* {text}{r}"),
+        Event::Handle { handle } => format!("{d}* you are now {}{r}", v(handle)),
+        Event::Notice { text } => format!("{d}* {}{r}", v(text)),
         Event::Image { from, size, path } => {
             format!(
-                "{b}{from}{r} sent an image: {} saved as {path}",
-                human_bytes(*size)
+                "{b}{}{r} sent an image: {} saved as {}",
+                v(from),
+                human_bytes(*size),
+                v(path)
             )
         }
         Event::Progress { sent, size } => progress_bar(*sent, *size),
-        Event::Error { text } => format!("! {text}"),
+        Event::Error { text } => format!("! {}", v(text)),
     }
 }
 
@@ -215,11 +224,12 @@ fn reader_thread(
         };
         match msg {
             ServerMsg::Reply { id, lines, error } => {
+                // Replies carry foreign strings too (handles in WHO, a plugin's lines).
                 for l in lines {
-                    printer.out(&shared, l);
+                    printer.out(&shared, render(&l));
                 }
                 if let Some(e) = &error {
-                    printer.err(e);
+                    printer.err(&render(e));
                 }
                 let _ = done.send(Outcome::Done {
                     id,

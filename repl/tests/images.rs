@@ -356,6 +356,12 @@ fn the_sender_refuses_what_it_cannot_send_and_sends_nothing() {
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
     assert!(a.wait_peers(&["bob"], 2 * S));
+    // Whatever alice sent bob on meeting him (a greeting) is in before this message is.
+    a.cmd("MSG bob sync").unwrap();
+    assert!(
+        b.wait_event(2 * S, |e| matches!(e, Event::Message { text, .. } if text == "sync"))
+            .is_some()
+    );
     let before = b.cmd("STATUS").unwrap();
     let big = make_file(lan.home(), "big.png", b"\x89PNG", 1001);
     let dir = lan.home().join("a folder");

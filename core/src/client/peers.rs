@@ -11,7 +11,7 @@
 //!
 //! Pure: no I/O, no clock; every call takes `now`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,8 @@ pub struct PendingClaim {
 #[derive(Debug, Default)]
 pub struct Peers {
     map: BTreeMap<Handle, Peer>,
+    /// The skeleton of every handle held, to refuse look-alikes in O(1).
+    skeletons: HashMap<String, Handle>,
     /// This host's addresses.
     pub local_ips: Vec<Ipv4Addr>,
     /// Claims waiting for a probe, at most one per handle.
@@ -162,12 +164,19 @@ impl Peers {
     /// Forgets a peer; returns it.
     pub fn remove(&mut self, h: &Handle) -> Option<Peer> {
         self.pending.retain(|p| p.handle != *h);
+        self.skeletons.remove(&h.skeleton());
         self.map.remove(h)
     }
 
     /// Adds a peer.
     pub fn insert(&mut self, h: Handle, p: Peer) {
+        self.skeletons.insert(h.skeleton(), h.clone());
         self.map.insert(h, p);
+    }
+
+    /// A held handle a human could take `h` for, if any.
+    pub fn look_alike(&self, h: &Handle) -> Option<&Handle> {
+        self.skeletons.get(&h.skeleton()).filter(|o| *o != h)
     }
 
     /// Number of peers.
@@ -223,6 +232,9 @@ impl Peers {
             return Claim::Refused("not a unicast address");
         }
         let Some(p) = self.map.get(handle) else {
+            if self.look_alike(handle).is_some() {
+                return Claim::Refused("it looks like a handle that is held");
+            }
             if let Some(from) = self.at(addr).cloned() {
                 return Claim::Rename { from };
             }

@@ -4,7 +4,10 @@ use std::fmt;
 
 use thiserror::Error;
 
+use unicode_normalization::UnicodeNormalization;
+
 use super::MAX_HANDLE_CHARS;
+use crate::render;
 
 /// Why a string is not a valid handle.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -18,6 +21,12 @@ pub enum HandleError {
     /// A character that is not allowed.
     #[error("a handle cannot contain {0:?} (no whitespace, control characters, ',' or '\"')")]
     BadChar(char),
+    /// An invisible or bidirectional-control character: two handles would look the same.
+    #[error(
+        "a handle cannot contain the invisible character U+{:04X} (zero-width, format or direction control)",
+        *.0 as u32
+    )]
+    Invisible(char),
 }
 
 /// A user's handle; holding one proves it is valid on the wire (1 to 32 characters, no
@@ -37,6 +46,12 @@ impl Handle {
         {
             return Err(HandleError::BadChar(c));
         }
+        if let Some(c) = s
+            .chars()
+            .find(|c| render::is_invisible(*c) || render::is_bidi_control(*c))
+        {
+            return Err(HandleError::Invisible(c));
+        }
         let n = s.chars().count();
         if n > MAX_HANDLE_CHARS {
             return Err(HandleError::TooLong(n));
@@ -47,6 +62,18 @@ impl Handle {
     /// The handle as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What the handle looks like, for telling look-alikes apart: the UTS 39 skeleton of its
+    /// NFC form. `bob`, `bоb` (Cyrillic о) and `b\u{f6}b` vs `bo\u{308}b` share one.
+    pub fn skeleton(&self) -> String {
+        let nfc: String = self.0.nfc().collect();
+        unicode_security::confusable_detection::skeleton(&nfc).collect()
+    }
+
+    /// Whether a human could take `self` for `other` (and they are not the same handle).
+    pub fn confusable_with(&self, other: &Handle) -> bool {
+        self != other && self.skeleton() == other.skeleton()
     }
 }
 

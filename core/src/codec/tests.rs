@@ -360,7 +360,9 @@ fn errors_read_as_one_line() {
 fn handle_strategy() -> impl Strategy<Value = Handle> {
     // Generated from the rule itself rather than filtered: rejection sampling of `any::<char>()`
     // would reject most of its draws.
-    "[^\\s\\p{Cc},\"]{1,32}".prop_map(|s| Handle::new(&s).unwrap())
+    // Format characters (\p{Cf}: zero-width, bidi) are refused too.
+    "[^\\s\\p{Cc}\\p{Cf},\"\u{115f}\u{1160}\u{3164}\u{ffa0}\u{34f}\u{17b4}\u{17b5}\u{180b}-\u{180f}]{1,32}"
+        .prop_filter_map("an invisible character", |s| Handle::new(&s).ok())
 }
 
 fn ip_strategy() -> impl Strategy<Value = IpAddr> {
@@ -439,5 +441,43 @@ proptest! {
         rest in "[ a-z0-9.,:\"\\\\\r\n\t-]{0,80}",
     ) {
         let _ = decode_datagram(format!("{word}{rest}").as_bytes());
+    }
+}
+
+#[test]
+fn handles_a_human_cannot_tell_apart_are_refused_or_look_alike() {
+    for invisible in [
+        "bob\u{200b}",
+        "b\u{200d}ob",
+        "\u{202e}bob",
+        "bob\u{2066}",
+        "bo\u{ad}b",
+    ] {
+        assert!(
+            matches!(Handle::new(invisible), Err(HandleError::Invisible(_))),
+            "{invisible:?}"
+        );
+    }
+    let bob = h("bob");
+    // Cyrillic о, fullwidth о, NFD vs NFC, digit one for l: all look alike.
+    assert!(h("b\u{43e}b").confusable_with(&bob));
+    assert!(h("b\u{ff4f}b").confusable_with(&bob));
+    assert!(h("j\u{f6}rg").confusable_with(&h("jo\u{308}rg")));
+    assert!(h("pau1").confusable_with(&h("paul")));
+    assert!(
+        !h("bob").confusable_with(&bob),
+        "a handle is not a look-alike of itself"
+    );
+    assert!(!h("rob").confusable_with(&bob));
+}
+
+proptest! {
+    #[test]
+    fn a_valid_handle_holds_nothing_a_terminal_would_act_on(s in any::<String>()) {
+        if let Ok(h) = Handle::new(&s) {
+            prop_assert!(!h.as_str().chars().any(crate::render::is_unsafe));
+            prop_assert!(crate::render::render(h.as_str()) == h.as_str().replace('\\', "\\\\"));
+            prop_assert_eq!(h.skeleton(), Handle::new(&s).unwrap().skeleton());
+        }
     }
 }

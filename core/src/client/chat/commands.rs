@@ -8,6 +8,7 @@ use super::{Chat, ConnId, Pending, PendingCmd, State};
 use crate::codec::{self, Handle, Message};
 use crate::ipc::{ArgKind, CommandInfo, Event};
 use crate::plugin::PluginEvent;
+use crate::render;
 
 /// The built-in commands.
 pub fn builtin_commands() -> Vec<CommandInfo> {
@@ -214,6 +215,16 @@ impl Chat {
         }
         // A text typed in quotes is meant without them.
         let text = codec::unquote(text);
+        if let Some(c) = render::first_unsafe(&text) {
+            return self.reply(
+                conn,
+                id,
+                Err(format!(
+                    "the text holds U+{:04X}, a control or invisible character the receiver's terminal could act on; remove it",
+                    c as u32
+                )),
+            );
+        }
         let probe = Message::Msg {
             handle: self.me.clone(),
             text: text.clone(),
@@ -247,6 +258,12 @@ impl Chat {
     /// Sends `text` to `to` in the forms `to` uses: its handle field, quoting and terminator,
     /// over TCP to a peer without UDP.
     pub(super) fn send_msg(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+        if let Some(c) = render::first_unsafe(text) {
+            return Err(format!(
+                "the text holds U+{:04X}, which is not sent",
+                c as u32
+            ));
+        }
         let me = self.me.clone();
         let p = self.peers.get_mut(to).ok_or_else(|| format!("{to} left"))?;
         let b = codec::encode_msg(&me, to, text, &p.forms).ok_or_else(|| {
@@ -311,6 +328,11 @@ impl Chat {
     }
 
     pub(super) fn rename(&mut self, now: Instant, new: Handle) -> Result<Vec<String>, String> {
+        if let Some(other) = self.peers.look_alike(&new) {
+            return Err(format!(
+                "{new} looks like {other}, who is here; choose a handle people can tell apart"
+            ));
+        }
         if let Some(p) = self.peers.get(&new) {
             return Err(format!(
                 "{new} is taken by {}; choose another handle",

@@ -16,6 +16,7 @@ use crate::codec::{self, Form, Handle, Message, UserEntry};
 use crate::ipc::Event;
 use crate::net;
 use crate::plugin::PluginEvent;
+use crate::render::render;
 
 /// How a line reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +367,14 @@ impl Chat {
 
     /// Takes in a claim that `handle` is at `addr`; true when `handle` is (still) a peer there.
     fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> bool {
+        if handle.confusable_with(&self.me) {
+            self.stats.refused += 1;
+            info!(
+                "{} at {addr} refused: it looks like our handle",
+                render(handle.as_str())
+            );
+            return false;
+        }
         match self.peers.claim(now, handle, addr) {
             Claim::New => {
                 let forms = self.configured_forms(handle, addr.ip());
