@@ -484,28 +484,32 @@ pub fn save_key(path: &Path, key: &str, value: &str) -> Result<(), ConfigError> 
             });
         }
     };
-    let line = format!("{key} = {value}");
-    let mut replaced = false;
-    let mut lines: Vec<String> = old
-        .lines()
-        .map(|l| {
-            let t = l.trim_start();
-            let is_key = t
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='));
-            if is_key && !replaced {
-                replaced = true;
-                line.clone()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    if !replaced {
-        lines.push(line);
+    // Edited as a TOML document, not as lines: comments and the other keys survive, and a value
+    // is one TOML value whatever it holds (a line break in it cannot start another key).
+    let mut doc: toml_edit::DocumentMut =
+        old.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Read {
+                path: path.into(),
+                why: format!("not valid TOML: {}", e.message()),
+            })?;
+    let item: toml_edit::Value = value.parse().map_err(|_| ConfigError::BadValue {
+        origin: origin.clone(),
+        key: key.into(),
+        found: value.into(),
+        allowed: "a TOML value".into(),
+    })?;
+    match doc.get_mut(key).and_then(|i| i.as_value_mut()) {
+        // Keep the decoration (the comment after the value, the spacing) of the old value.
+        Some(v) => {
+            let decor = v.decor().clone();
+            *v = item;
+            *v.decor_mut() = decor;
+        }
+        None => {
+            doc.insert(key, toml_edit::value(item));
+        }
     }
-    let mut text = lines.join("\n");
-    text.push('\n');
+    let text = doc.to_string();
     // The result must still be a valid config before it replaces the old one.
     Config::defaults().apply_file(path, &text, &mut BTreeMap::new())?;
     let write_err = |e: std::io::Error| ConfigError::Read {

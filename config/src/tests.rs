@@ -341,4 +341,22 @@ fn save_key_replaces_one_line_and_keeps_the_rest() {
         "I am away right now"
     );
     assert_eq!(Config::defaults().values()["port"], "[5000, 5099]");
+    // A value that tries to close its string and start another key stays one value (the old
+    // line editor wrote `handle = "mallory"` for this one).
+    let sneaky = "\"x\"\nhandle = \"mallory\"";
+    assert!(save_key(&p, "autoreply", sneaky).is_err());
+    let multi = "'''x\nhandle = \"mallory\"'''";
+    assert!(
+        save_key(&p, "autoreply", multi).is_err(),
+        "a line break is refused"
+    );
+    let l = load_file(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    assert_eq!(l.config.handle.as_str(), "me");
+    // A comment after the value survives an edit of that value.
+    let q = write(&dir, "handle = \"me\"\nautoreply = \"a\" # keep this\n");
+    save_key(&q, "autoreply", "\"b\"").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&q).unwrap(),
+        "handle = \"me\"\nautoreply = \"b\" # keep this\n"
+    );
 }

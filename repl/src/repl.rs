@@ -27,7 +27,8 @@ use slcp_core::client::transfer::human_bytes;
 use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
 use slcp_core::render::render;
 
-/// How long a command may take before the prompt gives up on the client.
+/// How long the client may stay silent about a command before the prompt gives up on it (a
+/// transfer reports progress, which restarts the wait, so a long IMG is no reason).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Events kept for WAIT.
 const EVENT_QUEUE: usize = 10_000;
@@ -62,7 +63,12 @@ struct Shared {
 
 /// The outcome of one command, as the reader thread saw it.
 enum Outcome {
-    Done { id: u64, ok: bool },
+    Done {
+        id: u64,
+        ok: bool,
+    },
+    /// The client reported progress on the running command.
+    Working,
     Closed(String),
 }
 
@@ -249,6 +255,8 @@ fn reader_thread(
                 }
                 printer.event(&shared, &event);
                 if matches!(event, Event::Progress { .. }) {
+                    // The command is under way: the prompt keeps waiting for it.
+                    let _ = done.send(Outcome::Working);
                     continue;
                 }
                 let mut q = shared.events.lock().unwrap();
@@ -381,7 +389,7 @@ impl Session {
         if let Err(e) = ipc::send_request(&mut self.writer, id, line) {
             return Step::Lost(format!("cannot reach the client: {e}"));
         }
-        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let mut deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
             match self
                 .done
@@ -391,6 +399,7 @@ impl Session {
                     return if ok { Step::Ok } else { Step::Failed };
                 }
                 Ok(Outcome::Done { .. }) => continue,
+                Ok(Outcome::Working) => deadline = Instant::now() + REPLY_TIMEOUT,
                 Ok(Outcome::Closed(why)) => return Step::Lost(why),
                 Err(RecvTimeoutError::Timeout) => {
                     return Step::Lost(format!(

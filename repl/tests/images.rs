@@ -359,8 +359,11 @@ fn the_sender_refuses_what_it_cannot_send_and_sends_nothing() {
     // Whatever alice sent bob on meeting him (a greeting) is in before this message is.
     a.cmd("MSG bob sync").unwrap();
     assert!(
-        b.wait_event(2 * S, |e| matches!(e, Event::Message { text, .. } if text == "sync"))
-            .is_some()
+        b.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "sync")
+        )
+        .is_some()
     );
     let before = b.cmd("STATUS").unwrap();
     let big = make_file(lan.home(), "big.png", b"\x89PNG", 1001);

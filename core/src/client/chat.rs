@@ -337,7 +337,13 @@ impl Chat {
     /// When [`Chat::tick`] must run next.
     pub fn next_deadline(&self) -> Instant {
         let mut t = self.next_heartbeat.min(self.next_sweep);
-        if let Some(d) = self.s.auto_away.filter(|_| !self.away) {
+        // Only a joined client goes away by itself; after LEAVE or a clash the deadline would
+        // stay in the past and spin the loop.
+        if let Some(d) = self
+            .s
+            .auto_away
+            .filter(|_| !self.away && self.state == State::Joined)
+        {
             t = t.min(self.last_activity + d);
         }
         if let Some(Reverse((d, _))) = self.deadlines.peek() {

@@ -462,3 +462,29 @@ fn auto_away_after_idle_and_back_on_the_next_command() {
     c.request(t0 + Duration::from_secs(202), 1, 4, "STATUS");
     assert!(c.is_away());
 }
+
+#[test]
+fn auto_away_sets_no_deadline_after_leave_or_a_clash() {
+    let t0 = Instant::now();
+    let mut s = settings("alice");
+    s.auto_away = Some(Duration::from_secs(60));
+    let mut c = Chat::new(s, t0);
+    c.start(t0);
+    c.attach(1);
+    c.request(t0, 1, 1, "LEAVE");
+    // Long after the idle time, the next deadline is not in the past (it would spin the loop).
+    let late = t0 + Duration::from_secs(3600);
+    c.tick(late);
+    assert!(c.next_deadline() > late);
+    // The same after a clash.
+    let mut s = settings("bob");
+    s.auto_away = Some(Duration::from_secs(60));
+    let t1 = t0;
+    let mut d = Chat::new(s, t1);
+    d.start(t1);
+    d.datagram(t1, disc(), b"KNOWUSERS bob 10.0.0.7 5000\n");
+    assert!(d.status().iter().any(|l| l.contains("not joined")));
+    let late = t1 + Duration::from_secs(3600);
+    d.tick(late);
+    assert!(d.next_deadline() > late);
+}
