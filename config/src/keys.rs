@@ -189,6 +189,36 @@ pub static KEYS: &[Key] = &[
         show: |c| secs(c.confirm_grace),
     },
     Key {
+        name: "min_transfer_rate",
+        doc: "Bytes per second an incoming transfer must average once it has run\n\
+              transfer_timeout seconds; a slower one (a peer holding a slot open) is aborted.",
+        apply: |c, r| {
+            c.min_transfer_rate = uint(r).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| {
+                "a rate in bytes per second (0 to turn the check off)".to_string()
+            })?;
+            Ok(())
+        },
+        show: |c| c.min_transfer_rate.to_string(),
+    },
+    Key {
+        name: "quota_per_sender",
+        doc: "Bytes of images accepted from one sender per hour; more are refused with the reason.",
+        apply: |c, r| {
+            c.quota_per_sender = bytes(r)?;
+            Ok(())
+        },
+        show: |c| c.quota_per_sender.to_string(),
+    },
+    Key {
+        name: "quota_total",
+        doc: "Bytes of images accepted from everyone together per hour.",
+        apply: |c, r| {
+            c.quota_total = bytes(r)?;
+            Ok(())
+        },
+        show: |c| c.quota_total.to_string(),
+    },
+    Key {
         name: "forms",
         doc: "The wire forms used with a peer that has not shown its own (empty: SLCP.md's).\n\
               Words: recipient, quoted, knownusers, colon, tcp, one-datagram, no-newline,\n\
@@ -449,6 +479,13 @@ fn set_secs(slot: &mut Duration, r: &Raw) -> Result<(), String> {
     }
     *slot = Duration::from_secs_f64(v);
     Ok(())
+}
+
+fn bytes(r: &Raw) -> Result<u64, String> {
+    uint(r)
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v <= 1 << 50)
+        .ok_or_else(|| "a size in bytes (0 to 1125899906842624)".to_string())
 }
 
 const FORMS_TABLE_RULE: &str =

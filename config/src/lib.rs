@@ -117,6 +117,12 @@ pub struct Config {
     pub history_size: usize,
     /// How long an image send waits for the receiver to close after the last byte.
     pub confirm_grace: Duration,
+    /// Bytes per second an incoming transfer must average once it has run `transfer_timeout`.
+    pub min_transfer_rate: u64,
+    /// Bytes accepted from one sender per hour.
+    pub quota_per_sender: u64,
+    /// Bytes accepted from everyone per hour.
+    pub quota_total: u64,
     /// The forms sent to peers that have shown none (empty: SLCP.md's).
     pub forms: Forms,
     /// Forms of particular peers, by handle or IP address.
@@ -250,6 +256,9 @@ impl Config {
             auto_away: None,
             history_size: 1000,
             confirm_grace: Duration::from_secs(2),
+            min_transfer_rate: 4096,
+            quota_per_sender: 1 << 30,
+            quota_total: 4 << 30,
             forms: Forms::default(),
             peer_forms: BTreeMap::new(),
             image_ports: BTreeMap::new(),

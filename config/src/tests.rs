@@ -59,6 +59,9 @@ backlog = 5
 auto_away = 0.5
 history_size = 7
 confirm_grace = 0.5
+min_transfer_rate = 100
+quota_per_sender = 1000
+quota_total = 2000
 forms = ["quoted"]
 peer_forms = { fab = ["reference"], "10.0.0.7" = ["knownusers", "colon"] }
 image_ports = { fab = 6001 }
@@ -91,6 +94,10 @@ image_ports = { fab = 6001 }
     assert_eq!((c.backlog, c.history_size), (5, 7));
     assert_eq!(c.auto_away, Some(Duration::from_secs(30)));
     assert_eq!(c.confirm_grace, Duration::from_millis(500));
+    assert_eq!(
+        (c.min_transfer_rate, c.quota_per_sender, c.quota_total),
+        (100, 1000, 2000)
+    );
     assert_eq!(c.forms.words(), vec!["quoted"]);
     assert_eq!(
         c.peer_forms["fab"].words(),

@@ -202,7 +202,7 @@ fn row(d: Dialect) -> Vec<String> {
         match (reply, fab.wait(3 * S, |g| matches!(g, Got::Image(_)))) {
             (Ok(lines), Some(Got::Image(b))) if sha(&b) == sha(&bytes) => {
                 let confirmed = !lines.iter().any(|l| l.contains("did not confirm"));
-                if confirmed == !d.never_close {
+                if confirmed != d.never_close {
                     Ok(())
                 } else {
                     Err(format!("reply {lines:?}"))

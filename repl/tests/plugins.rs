@@ -63,7 +63,9 @@ fn autoreply_answers_once_per_away_period_and_saves_its_text() {
     );
     let out = lan.run_script(&["config", "--config", cfg.to_str().unwrap()], "", 10 * S);
     assert!(
-        text(&out.stdout).contains("autoreply        = 'gone \"fishing\" — back at 5'"),
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("autoreply ") && l.contains("= 'gone \"fishing\" — back at 5'")),
         "{}",
         text(&out.stdout)
     );

@@ -5,26 +5,28 @@
 //! WRITABLE, and the poll timeout is the earliest deadline the chat logic has.
 
 pub mod chat;
+mod ipc_conns;
 pub mod peers;
 pub mod transfer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::codec::{Forms, Handle};
-use crate::ipc::{self, Auth, Request, RuntimeInfo, ServerMsg};
+use crate::ipc::{self, RuntimeInfo};
 use crate::net;
 use crate::plugin::{Ask, CallEnv, CallOut, PluginHost};
 use chat::{Chat, ConnId, Settings, To};
+use ipc_conns::Conn;
 use transfer::{Outcome, Transfers};
 
 const UDP: Token = Token(0);
@@ -84,6 +86,12 @@ pub struct Options {
     pub transfer_timeout: Duration,
     /// How long a send waits for the receiver's close after the last byte.
     pub confirm_grace: Duration,
+    /// Bytes per second a receive must average once it has run `transfer_timeout`.
+    pub min_transfer_rate: u64,
+    /// Bytes received from one sender per hour, at most.
+    pub quota_per_sender: u64,
+    /// Bytes received from everyone per hour, at most.
+    pub quota_total: u64,
     /// Forms for peers that have shown none.
     pub forms: Forms,
     /// Forms set for a handle or an IP address.
@@ -111,16 +119,6 @@ pub enum ClientError {
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
     let what = what.into();
     move |source| ClientError::Io { what, source }
-}
-
-struct Conn {
-    stream: TcpStream,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    authed: bool,
-    /// Close once `wbuf` is flushed.
-    closing: bool,
-    writable: bool,
 }
 
 /// Runs the client until QUIT, SIGINT or SIGTERM; `ready` is called once it listens and the
@@ -202,9 +200,14 @@ pub fn run(
         setup,
         transfers: Transfers::new(
             opts.imagepath.clone(),
-            opts.max_image_bytes,
-            opts.transfer_timeout,
-            opts.confirm_grace,
+            transfer::Limits {
+                max_bytes: opts.max_image_bytes,
+                timeout: opts.transfer_timeout,
+                grace: opts.confirm_grace,
+                min_rate: opts.min_transfer_rate,
+                quota_sender: opts.quota_per_sender,
+                quota_total: opts.quota_total,
+            },
         ),
     };
     shell.flush(&mut chat);
@@ -218,6 +221,9 @@ pub fn run(
     while !quit {
         let mut deadline = chat.next_deadline();
         if let Some(t) = shell.transfers.next_deadline() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = shell.auth_deadline() {
             deadline = deadline.min(t);
         }
         // Work left over from a transfer's turn: look at the sockets, but do not wait.
@@ -273,6 +279,7 @@ pub fn run(
             );
         }
         chat.tick(now);
+        shell.sweep_unauthed(&mut chat, now);
         shell.run_transfers(&mut chat, now);
         shell.flush(&mut chat);
         quit |= chat.out.quit;
@@ -391,159 +398,6 @@ impl Shell {
                 // An ICMP error from an earlier send surfaces here; it is about that send only.
                 Err(e) => debug!("UDP receive: {e}"),
             }
-        }
-    }
-
-    fn accept(&mut self, listener: &mut TcpListener) {
-        loop {
-            match listener.accept() {
-                Ok((mut stream, addr)) => {
-                    let id = self.next_conn;
-                    self.next_conn += 1;
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, Token(id), Interest::READABLE)
-                    {
-                        warn!("IPC connection from {addr}: {e}");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    debug!("IPC connection {id} from {addr}");
-                    self.conns.insert(
-                        id,
-                        Conn {
-                            stream,
-                            rbuf: Vec::new(),
-                            wbuf: Vec::new(),
-                            authed: false,
-                            closing: false,
-                            writable: false,
-                        },
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    warn!("IPC accept: {e}");
-                    break;
-                }
-            }
-        }
-    }
-
-    fn conn_event(&mut self, chat: &mut Chat, t: usize, token: &str, readable: bool) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        let mut closed = false;
-        if readable && !c.closing {
-            let mut tmp = [0u8; 16 * 1024];
-            loop {
-                match c.stream.read(&mut tmp) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.rbuf.extend_from_slice(&tmp[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-            let now = Instant::now();
-            while let Some(pos) = c.rbuf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = c.rbuf.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&line);
-                if !c.authed {
-                    let ok = serde_json::from_str::<Auth>(line.trim())
-                        .map(|a| a.token == token)
-                        .unwrap_or(false);
-                    if ok {
-                        c.authed = true;
-                        chat.attach(t as ConnId);
-                    } else {
-                        warn!("IPC connection {t} presented a wrong token; closing it");
-                        push_line(
-                            &mut c.wbuf,
-                            &ServerMsg::Denied {
-                                error: "wrong IPC token".into(),
-                            },
-                        );
-                        c.closing = true;
-                        c.rbuf.clear();
-                        break;
-                    }
-                    continue;
-                }
-                match serde_json::from_str::<Request>(line.trim()) {
-                    Ok(r) => chat.request(now, t as ConnId, r.id, &r.line),
-                    Err(e) => warn!("IPC connection {t}: bad request ({e}), ignored"),
-                }
-            }
-            if c.rbuf.len() > ipc::MAX_LINE {
-                warn!("IPC connection {t} sent an over-long line; closing it");
-                closed = true;
-            }
-        }
-        if closed {
-            self.drop_conn(chat, t);
-        } else {
-            self.write_conn(chat, t);
-        }
-    }
-
-    fn drop_conn(&mut self, chat: &mut Chat, t: usize) {
-        if let Some(mut c) = self.conns.remove(&t) {
-            let _ = self.poll.registry().deregister(&mut c.stream);
-            if c.authed {
-                chat.detach(t as ConnId);
-            }
-            debug!("IPC connection {t} closed");
-        }
-    }
-
-    /// Writes what is queued for connection `t` until the socket is full.
-    fn write_conn(&mut self, chat: &mut Chat, t: usize) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        let mut dead = false;
-        while !c.wbuf.is_empty() {
-            match c.stream.write(&c.wbuf) {
-                Ok(0) => {
-                    dead = true;
-                    break;
-                }
-                Ok(n) => {
-                    c.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    dead = true;
-                    break;
-                }
-            }
-        }
-        if dead || (c.closing && c.wbuf.is_empty()) || c.wbuf.len() > MAX_PENDING_OUTPUT {
-            self.drop_conn(chat, t);
-            return;
-        }
-        let want = !c.wbuf.is_empty();
-        if want != c.writable {
-            c.writable = want;
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let _ = self
-                .poll
-                .registry()
-                .reregister(&mut c.stream, Token(t), interest);
         }
     }
 
@@ -741,12 +595,5 @@ impl Shell {
                 }
             }
         }
-    }
-}
-
-fn push_line(buf: &mut Vec<u8>, m: &ServerMsg) {
-    if let Ok(mut b) = serde_json::to_vec(m) {
-        b.push(b'\n');
-        buf.extend_from_slice(&b);
     }
 }

@@ -26,6 +26,23 @@ use slcp_plugin_api::names::default_name;
 
 use super::chat::ConnId;
 
+/// What a client accepts of incoming transfers.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest image.
+    pub max_bytes: u64,
+    /// How long a transfer may stall (and a header may take).
+    pub timeout: Duration,
+    /// How long a send waits for the receiver's close after the last byte.
+    pub grace: Duration,
+    /// Bytes per second a receive must average once it has run `timeout`.
+    pub min_rate: u64,
+    /// Bytes accepted from one sender per hour.
+    pub quota_sender: u64,
+    /// Bytes accepted from everyone per hour.
+    pub quota_total: u64,
+}
+
 /// Transfer tokens start here; lower tokens belong to the client's sockets and IPC connections.
 pub const TOKEN_BASE: usize = 1 << 40;
 /// Bytes moved per read or write call.
@@ -154,6 +171,7 @@ struct Send {
 }
 
 struct Body {
+    started: Instant,
     from: String,
     size: u64,
     received: u64,
@@ -163,6 +181,7 @@ struct Body {
 }
 
 struct Recv {
+    accepted: Instant,
     stream: TcpStream,
     peer: SocketAddr,
     header: Vec<u8>,
@@ -203,6 +222,10 @@ pub struct Transfers {
     timeout: Duration,
     /// How long a send waits for the receiver's close after the last byte.
     grace: Duration,
+    /// Bytes per second a receive must average once it has run `timeout`.
+    min_rate: u64,
+    /// Bytes accepted per sender and in all, per hour.
+    quota: Quota,
     imagepath: PathBuf,
     max_bytes: u64,
     buf: Vec<u8>,
@@ -239,13 +262,19 @@ fn io_reason(e: &io::Error) -> String {
 
 impl Transfers {
     /// No transfers yet; received images go to `imagepath`.
-    pub fn new(
-        imagepath: PathBuf,
-        max_bytes: u64,
-        timeout: Duration,
-        grace: Duration,
-    ) -> Transfers {
+    pub fn new(imagepath: PathBuf, limits: Limits) -> Transfers {
+        remove_leftovers(&imagepath);
+        let Limits {
+            max_bytes,
+            timeout,
+            grace,
+            min_rate,
+            quota_sender,
+            quota_total,
+        } = limits;
         Transfers {
+            min_rate,
+            quota: Quota::new(quota_sender, quota_total),
             next_id: 0,
             sends: HashMap::new(),
             recvs: HashMap::new(),
@@ -366,6 +395,7 @@ impl Transfers {
                     self.recvs.insert(
                         id,
                         Recv {
+                            accepted: now,
                             stream,
                             peer,
                             header: Vec::new(),
@@ -418,7 +448,10 @@ impl Transfers {
     /// When [`Transfers::tick`] must run next.
     pub fn next_deadline(&self) -> Option<Instant> {
         let sends = self.sends.values().map(|s| s.last_io + self.wait_of(s));
-        let recvs = self.recvs.values().map(|r| r.last_io + self.timeout);
+        let recvs = self.recvs.values().map(|r| {
+            let start = r.body.as_ref().map_or(r.accepted, |b| b.started);
+            (r.last_io + self.timeout).min(start + self.timeout)
+        });
         sends.chain(recvs).min()
     }
 
@@ -473,6 +506,34 @@ impl Transfers {
             };
             out.push(self.abort_recv(id, registry, &why));
         }
+        // A peer that trickles (a byte a second resets no stall clock here): the header must be
+        // whole within the timeout, and a body must average `min_rate` once it ran that long.
+        let (timeout, min_rate) = (self.timeout, self.min_rate);
+        let slow: Vec<(u64, String)> = self
+            .recvs
+            .iter()
+            .filter_map(|(id, r)| match &r.body {
+                None if !r.lines && now.duration_since(r.accepted) >= timeout => {
+                    Some((*id, format!("no complete IMG header within {timeout:?}")))
+                }
+                Some(b) => {
+                    let secs = now.duration_since(b.started).as_secs_f64();
+                    let rate = b.received as f64 / secs.max(1e-3);
+                    (secs >= timeout.as_secs_f64() && rate < min_rate as f64).then(|| {
+                        (
+                            *id,
+                            format!(
+                                "too slow: {rate:.0} bytes/s, under min_transfer_rate ({min_rate})"
+                            ),
+                        )
+                    })
+                }
+                None => None,
+            })
+            .collect();
+        for (id, why) in slow {
+            out.push(self.abort_recv(id, registry, &why));
+        }
         out
     }
 
@@ -500,15 +561,64 @@ impl Transfers {
 }
 
 mod names;
+mod quota;
 mod recv;
 mod send;
 
 pub use names::looks_like_file_name;
 use names::{header_end, is_img, is_safe_name, is_text, place};
+use quota::Quota;
+
+/// Removes the temporary files a killed client left in `dir` (those of a client that still runs,
+/// sharing the folder, are left alone).
+fn remove_leftovers(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".slcp-incoming-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !name.ends_with(".part") {
+            continue;
+        }
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => info!("removed {name}, left by a client that was killed"),
+                Err(err) => warn!("cannot remove {name}: {err}"),
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::names::*;
+
+    #[test]
+    fn without_hard_links_a_reservation_keeps_saves_atomic_and_never_overwrites() {
+        let dir = tempfile_dir();
+        let tmp = dir.join(".t");
+        std::fs::write(&tmp, "whole").unwrap();
+        let taken = dir.join("taken.png");
+        std::fs::write(&taken, "mine").unwrap();
+        let e = place_by_reservation(&tmp, &taken).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+        place_by_reservation(&tmp, &dir.join("free.png")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("free.png")).unwrap(),
+            "whole"
+        );
+        assert!(!tmp.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     use super::*;
 
     #[test]

@@ -82,11 +82,29 @@ pub(super) fn place(tmp: &Path, dir: &Path, name: &str) -> io::Result<PathBuf> {
                 return Ok(candidate);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+            // A file system without hard links (FAT, some network and FUSE ones).
+            Err(_) => match place_by_reservation(tmp, &candidate) {
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            },
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
         "1000 files of that name",
     ))
+}
+
+/// Without hard links: reserve the name with an empty file created exclusively (so nobody's
+/// file is replaced), then rename the complete temporary file over our own reservation (an
+/// atomic replace: the name never shows a partial file).
+pub(super) fn place_by_reservation(tmp: &Path, candidate: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(candidate)?;
+    std::fs::rename(tmp, candidate).inspect_err(|_| {
+        let _ = std::fs::remove_file(candidate);
+    })
 }

@@ -2,6 +2,8 @@
 //! header and the sender, write a hidden temporary file, and name it only when complete (or
 //! take a whole image from one UDP datagram).
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
 use super::*;
 
 impl Transfers {
@@ -28,8 +30,10 @@ impl Transfers {
                 ));
             }
             policy.offer(&from, size)?;
-            let (tmp, mut file) = self.open_tmp(u64::MAX - self.next_id)?;
+            self.quota.charge(&from, size, now)?;
+            let opened = self.open_tmp(u64::MAX - self.next_id);
             self.next_id += 1;
+            let (tmp, mut file) = opened.inspect_err(|_| self.quota.refund(&from, size, now))?;
             let written = file.write_all(bytes).and_then(|_| file.sync_data());
             drop(file);
             if let Err(e) = written {
@@ -76,6 +80,7 @@ impl Transfers {
             None => r.peer.to_string(),
         };
         if let Some(b) = r.body.take() {
+            self.quota.refund(&b.from, b.size, Instant::now());
             drop(b.file);
             if let Err(e) = std::fs::remove_file(&b.tmp) {
                 warn!("removing {}: {e}", b.tmp.display());
@@ -285,9 +290,14 @@ impl Transfers {
             ));
         }
         policy.offer(&from, size)?;
-        let (tmp, file) = self.open_tmp(id)?;
+        let now = Instant::now();
+        self.quota.charge(&from, size, now)?;
+        let (tmp, file) = self
+            .open_tmp(id)
+            .inspect_err(|_| self.quota.refund(&from, size, now))?;
         info!("receiving {size} bytes from {from} ({peer})");
         let b = Body {
+            started: now,
             from,
             size,
             received: 0,
@@ -307,13 +317,19 @@ impl Transfers {
                 io_reason(&e)
             )
         };
-        std::fs::create_dir_all(&self.imagepath).map_err(unwritable)?;
+        // Only this user reads what peers sent: the folder we create is 0700, the files 0600.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.imagepath)
+            .map_err(unwritable)?;
         let tmp = self
             .imagepath
             .join(format!(".slcp-incoming-{}-{id}.part", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(unwritable)?;
         Ok((tmp, file))
