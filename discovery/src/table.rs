@@ -233,7 +233,20 @@ impl Table {
         }
         self.stats.who += 1;
         let forms = self.forms_of(src);
-        for d in self.answer(now, forms) {
+        let answer = self.answer(now, forms);
+        // A stranger (no user of its host is listed, and it is not this host) gets the first
+        // datagram only: a 4-byte WHO with a forged source must not make us a 300 000x
+        // amplifier.
+        let known = net::is_local(src.ip(), &self.local_ips)
+            || self
+                .entries
+                .values()
+                .any(|e| self.same_host(e.ip, src.ip()));
+        let n = if known { answer.len() } else { 1 };
+        if n < answer.len() {
+            self.stats.refused += 1;
+        }
+        for d in answer.into_iter().take(n) {
             out.push((src, d));
         }
     }

@@ -171,6 +171,10 @@ fn a_long_table_is_answered_in_several_valid_datagrams_or_one_for_the_reference(
     }
     let answer = t.datagram(now, addr("127.0.0.1:6000"), b"WHO\n");
     assert!(answer.len() > 1);
+    // A stranger's WHO gets one datagram: at most 512 bytes out for its 4 bytes in.
+    let stranger = t.datagram(now, addr("192.0.2.9:6000"), b"WHO\n");
+    assert_eq!(stranger.len(), 1);
+    assert!(stranger[0].1.len() <= codec::MAX_SEND);
     let mut n = 0;
     for (_, d) in answer {
         assert!(d.len() <= codec::MAX_SEND);

@@ -230,25 +230,32 @@ pub struct PluginDecl {
     pub commands: *const CommandDecl,
     /// How many.
     pub ncommands: usize,
-    /// Makes an instance; null on failure.
-    pub create: extern "C" fn(host: *const HostApi) -> *mut c_void,
+    /// Makes an instance; null on failure. (Every entry point is an `Option`: the same layout
+    /// as a nullable C function pointer, so a declaration with a null one is refused at load
+    /// instead of being called.)
+    pub create: Option<extern "C" fn(host: *const HostApi) -> *mut c_void>,
     /// Runs a command.
-    pub on_command:
+    pub on_command: Option<
         extern "C" fn(inst: *mut c_void, host: *const HostApi, word: RStr, args: RStr) -> i32,
+    >,
     /// Takes an event.
-    pub on_event: extern "C" fn(inst: *mut c_void, host: *const HostApi, ev: *const EventC) -> i32,
+    pub on_event:
+        Option<extern "C" fn(inst: *mut c_void, host: *const HostApi, ev: *const EventC) -> i32>,
     /// Answers a query ([`query_kind`]): [`status::OK`] with the answer given to `sink`,
     /// [`status::ERROR`] with a reason, or [`status::NOT_MINE`].
-    pub on_query: extern "C" fn(
-        inst: *mut c_void,
-        host: *const HostApi,
-        q: *const QueryC,
-        sink: *mut c_void,
-        put: SinkFn,
-    ) -> i32,
+    pub on_query: Option<QueryFn>,
     /// Drops an instance made by `create`.
-    pub destroy: extern "C" fn(inst: *mut c_void),
+    pub destroy: Option<extern "C" fn(inst: *mut c_void)>,
 }
+
+/// The type of [`PluginDecl::on_query`].
+pub type QueryFn = extern "C" fn(
+    inst: *mut c_void,
+    host: *const HostApi,
+    q: *const QueryC,
+    sink: *mut c_void,
+    put: SinkFn,
+) -> i32;
 
 // ---- the safe side --------------------------------------------------------------------------
 
@@ -565,11 +572,11 @@ pub fn declaration<P: Plugin>(slot: &'static OnceLock<Declaration>, abi: u32) ->
                 version: RStr::new(P::VERSION),
                 commands: commands.as_ptr(),
                 ncommands: commands.len(),
-                create: create::<P>,
-                on_command: on_command::<P>,
-                on_event: on_event::<P>,
-                on_query: on_query::<P>,
-                destroy: destroy::<P>,
+                create: Some(create::<P>),
+                on_command: Some(on_command::<P>),
+                on_event: Some(on_event::<P>),
+                on_query: Some(on_query::<P>),
+                destroy: Some(destroy::<P>),
             },
             _commands: commands,
             _args: args,
@@ -754,7 +761,9 @@ macro_rules! export_plugin {
         #[unsafe(no_mangle)]
         pub extern "C" fn slcp_plugin_v1() -> *const $crate::PluginDecl {
             static DECL: ::std::sync::OnceLock<$crate::Declaration> = ::std::sync::OnceLock::new();
-            $crate::declaration::<$t>(&DECL, $abi)
+            // A panic must not cross into the host (it would abort it): null instead.
+            ::std::panic::catch_unwind(|| $crate::declaration::<$t>(&DECL, $abi))
+                .unwrap_or(::std::ptr::null())
         }
     };
 }

@@ -11,15 +11,17 @@ use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 
-use libloading::Library;
 use log::{debug, error, info, warn};
 use slcp_plugin_api::{
-    ABI_VERSION, ENTRY_SYMBOL, EventC, HostApi, PluginDecl, QueryC, RStr, SinkFn, arg, event_kind,
-    query_kind, status,
+    ABI_VERSION, EventC, HostApi, QueryC, RStr, SinkFn, event_kind, query_kind, status,
 };
 
 use crate::codec::{self, Handle, Message};
-use crate::ipc::{ArgKind, CommandInfo, Event};
+use crate::ipc::{CommandInfo, Event};
+
+mod elf;
+mod load;
+pub use load::scan;
 
 /// A plugin library that passed the checks.
 pub struct Found {
@@ -31,7 +33,7 @@ pub struct Found {
     pub version: String,
     /// Its commands.
     pub commands: Vec<CommandInfo>,
-    decl: &'static PluginDecl,
+    entries: load::Entries,
 }
 
 /// A file of a plugin folder that is not a usable plugin, and why.
@@ -41,133 +43,6 @@ pub struct Failure {
     pub path: PathBuf,
     /// One line.
     pub why: String,
-}
-
-/// Every `*.so` file of `dirs`, in order, loaded and checked. A plugin name seen twice is taken
-/// from the first folder only.
-pub fn scan(dirs: &[PathBuf]) -> (Vec<Found>, Vec<Failure>) {
-    let mut found: Vec<Found> = Vec::new();
-    let mut failed = Vec::new();
-    for dir in dirs {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                failed.push(Failure {
-                    path: dir.clone(),
-                    why: format!("cannot read the plugin folder: {e}"),
-                });
-                continue;
-            }
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
-            .collect();
-        files.sort();
-        for path in files {
-            match load(&path) {
-                Ok(f) => {
-                    if let Some(prev) = found.iter().find(|p| p.name == f.name) {
-                        debug!(
-                            "{}: plugin {} already loaded from {}",
-                            path.display(),
-                            f.name,
-                            prev.path.display()
-                        );
-                        continue;
-                    }
-                    found.push(f);
-                }
-                Err(why) => failed.push(Failure { path, why }),
-            }
-        }
-    }
-    (found, failed)
-}
-
-/// Reads a string the plugin declared; `what` names it in the error.
-fn decl_str(s: RStr, what: &str) -> Result<String, String> {
-    // SAFETY: declaration strings point into the plugin's 'static data or its never-dropped
-    // declaration storage; the library is never unloaded.
-    unsafe { s.to_str() }
-        .map(str::to_owned)
-        .ok_or_else(|| format!("its {what} is not UTF-8"))
-}
-
-fn load(path: &Path) -> Result<Found, String> {
-    // SAFETY: loading runs the library's initialisers. We load only `*.so` files from the
-    // folders the user configured and the folder of the slcp executable itself; that is the
-    // trust boundary of a plugin system, the same as a shell's PATH.
-    let lib = unsafe { Library::new(path) }.map_err(|e| {
-        let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-        format!("not a loadable library ({why})")
-    })?;
-    // SAFETY: the symbol's type is the one `export_plugin!` defines; a library that exports a
-    // symbol of this name with another type is not an slcp plugin and breaks the contract.
-    let entry = unsafe { lib.get::<extern "C" fn() -> *const PluginDecl>(ENTRY_SYMBOL) }
-        .map_err(|_| "not an slcp plugin (no slcp_plugin_v1 symbol)".to_string())?;
-    let ptr = entry();
-    // Never unloaded: the declaration and the code must outlive every use.
-    std::mem::forget(lib);
-    if ptr.is_null() {
-        return Err("slcp_plugin_v1 returned nothing".into());
-    }
-    // SAFETY: every ABI version starts the declaration with two u32 (version, struct size), so
-    // reading them is valid whatever the version; nothing else is read before they match.
-    let (abi, size) = unsafe {
-        let head = ptr as *const u32;
-        (*head, *head.add(1))
-    };
-    if abi != ABI_VERSION {
-        return Err(format!(
-            "built for plugin ABI {abi}, this slcp speaks ABI {ABI_VERSION}; rebuild it against this slcp-plugin-api"
-        ));
-    }
-    if size as usize != size_of::<PluginDecl>() {
-        return Err(format!(
-            "its declaration is {size} bytes, ABI {ABI_VERSION} has {}; rebuild it against this slcp-plugin-api",
-            size_of::<PluginDecl>()
-        ));
-    }
-    // SAFETY: version and size match, so `ptr` is a `PluginDecl` of this ABI, and it lives as long
-    // as the library, which is never unloaded.
-    let decl: &'static PluginDecl = unsafe { &*ptr };
-    let name = decl_str(decl.name, "name")?;
-    let version = decl_str(decl.version, "version")?;
-    let mut commands = Vec::new();
-    for i in 0..decl.ncommands {
-        // SAFETY: `commands` points to `ncommands` declarations (see `declaration` in the API).
-        let c = unsafe { &*decl.commands.add(i) };
-        let word = decl_str(c.word, "command word")?;
-        if word.is_empty()
-            || !word
-                .chars()
-                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
-        {
-            return Err(format!("its command word {word:?} is not A-Z, 0-9 and _"));
-        }
-        let args = (0..c.nargs)
-            // SAFETY: `args` points to `nargs` u32 values.
-            .map(|j| match unsafe { *c.args.add(j) } {
-                arg::HANDLE => ArgKind::Handle,
-                arg::PATH => ArgKind::Path,
-                _ => ArgKind::Text,
-            })
-            .collect();
-        commands.push(CommandInfo {
-            word,
-            usage: decl_str(c.usage, "usage")?,
-            help: decl_str(c.help, "help")?,
-            args,
-        });
-    }
-    Ok(Found {
-        path: path.to_owned(),
-        name,
-        version,
-        commands,
-        decl,
-    })
 }
 
 /// An event for the plugins: what the prompts hear, plus what only plugins care about.
@@ -223,6 +98,20 @@ struct Ctx<'a, 'b> {
     plugin: &'a str,
 }
 
+/// Runs a host callback's body: a panic in it must not unwind into the plugin's C frames (that
+/// aborts the process); it becomes `fallback` and a logged error.
+fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error!("a host callback panicked ({why}); the plugin gets an error");
+        fallback
+    })
+}
+
 /// Recovers the call context. Every host callback starts with it.
 ///
 /// # Safety
@@ -244,37 +133,39 @@ extern "C" fn host_send(
     sink: *mut c_void,
     put: SinkFn,
 ) -> i32 {
-    // SAFETY: `c` is this call's context; the strings are valid for this callback.
-    let (c, to, text) = unsafe { (ctx(c), to.to_str(), text.to_str()) };
-    let (Some(to), Some(text)) = (to, text) else {
-        give(sink, put, "not UTF-8");
-        return status::BAD_INPUT;
-    };
-    let h = match Handle::new(to) {
-        Ok(h) => h,
-        Err(e) => {
-            give(sink, put, &format!("{to:?} is not a handle: {e}"));
+    guard(status::ERROR, || {
+        // SAFETY: `c` is this call's context; the strings are valid for this callback.
+        let (c, to, text) = unsafe { (ctx(c), to.to_str(), text.to_str()) };
+        let (Some(to), Some(text)) = (to, text) else {
+            give(sink, put, "not UTF-8");
+            return status::BAD_INPUT;
+        };
+        let h = match Handle::new(to) {
+            Ok(h) => h,
+            Err(e) => {
+                give(sink, put, &format!("{to:?} is not a handle: {e}"));
+                return status::ERROR;
+            }
+        };
+        if !(c.env.known)(to) {
+            give(
+                sink,
+                put,
+                &format!("nobody called {to} is here; WHO lists who is"),
+            );
             return status::ERROR;
         }
-    };
-    if !(c.env.known)(to) {
-        give(
-            sink,
-            put,
-            &format!("nobody called {to} is here; WHO lists who is"),
-        );
-        return status::ERROR;
-    }
-    let me = Handle::new(c.env.handle).unwrap_or_else(|_| h.clone());
-    if let Err(e) = codec::encode(&Message::Msg {
-        handle: me,
-        text: text.to_owned(),
-    }) {
-        give(sink, put, &format!("message too long: {e}"));
-        return status::ERROR;
-    }
-    c.out.sends.push((h, text.to_owned()));
-    status::OK
+        let me = Handle::new(c.env.handle).unwrap_or_else(|_| h.clone());
+        if let Err(e) = codec::encode(&Message::Msg {
+            handle: me,
+            text: text.to_owned(),
+        }) {
+            give(sink, put, &format!("message too long: {e}"));
+            return status::ERROR;
+        }
+        c.out.sends.push((h, text.to_owned()));
+        status::OK
+    })
 }
 
 extern "C" fn host_send_image(
@@ -284,22 +175,24 @@ extern "C" fn host_send_image(
     sink: *mut c_void,
     put: SinkFn,
 ) -> i32 {
-    // SAFETY: as in `host_send`.
-    let (c, to, path) = unsafe { (ctx(c), to.to_str(), path.to_str()) };
-    let (Some(to), Some(path)) = (to, path) else {
-        give(sink, put, "not UTF-8");
-        return status::BAD_INPUT;
-    };
-    match check_image(c.env, to, Path::new(path)) {
-        Ok((h, size)) => {
-            c.out.images.push((h, PathBuf::from(path), size));
-            status::OK
+    guard(status::ERROR, || {
+        // SAFETY: as in `host_send`.
+        let (c, to, path) = unsafe { (ctx(c), to.to_str(), path.to_str()) };
+        let (Some(to), Some(path)) = (to, path) else {
+            give(sink, put, "not UTF-8");
+            return status::BAD_INPUT;
+        };
+        match check_image(c.env, to, Path::new(path)) {
+            Ok((h, size)) => {
+                c.out.images.push((h, PathBuf::from(path), size));
+                status::OK
+            }
+            Err(e) => {
+                give(sink, put, &e);
+                status::ERROR
+            }
         }
-        Err(e) => {
-            give(sink, put, &e);
-            status::ERROR
-        }
-    }
+    })
 }
 
 /// What the sender checks before anything goes out: a known peer, a regular file, the limit.
@@ -342,50 +235,58 @@ fn check_image(env: &CallEnv<'_>, to: &str, path: &Path) -> Result<(Handle, u64)
 }
 
 extern "C" fn host_print(c: *mut c_void, line: RStr) {
-    // SAFETY: as in `host_send`.
-    let (c, line) = unsafe { (ctx(c), line.to_str()) };
-    if let Some(l) = line {
-        c.out.lines.push(l.to_owned());
-    }
+    guard((), || {
+        // SAFETY: as in `host_send`.
+        let (c, line) = unsafe { (ctx(c), line.to_str()) };
+        if let Some(l) = line {
+            c.out.lines.push(l.to_owned());
+        }
+    })
 }
 
 extern "C" fn host_fail(c: *mut c_void, line: RStr) {
-    // SAFETY: as in `host_send`.
-    let (c, line) = unsafe { (ctx(c), line.to_str()) };
-    c.out.error = Some(
-        line.unwrap_or("failed (the reason was not UTF-8)")
-            .to_owned(),
-    );
+    guard((), || {
+        // SAFETY: as in `host_send`.
+        let (c, line) = unsafe { (ctx(c), line.to_str()) };
+        c.out.error = Some(
+            line.unwrap_or("failed (the reason was not UTF-8)")
+                .to_owned(),
+        );
+    })
 }
 
 extern "C" fn host_log(c: *mut c_void, level: u32, line: RStr) {
-    // SAFETY: as in `host_send`.
-    let (c, line) = unsafe { (ctx(c), line.to_str()) };
-    let line = line.unwrap_or("(not UTF-8)");
-    match level {
-        1 => error!("plugin {}: {line}", c.plugin),
-        2 => warn!("plugin {}: {line}", c.plugin),
-        3 => info!("plugin {}: {line}", c.plugin),
-        _ => debug!("plugin {}: {line}", c.plugin),
-    }
+    guard((), || {
+        // SAFETY: as in `host_send`.
+        let (c, line) = unsafe { (ctx(c), line.to_str()) };
+        let line = line.unwrap_or("(not UTF-8)");
+        match level {
+            1 => error!("plugin {}: {line}", c.plugin),
+            2 => warn!("plugin {}: {line}", c.plugin),
+            3 => info!("plugin {}: {line}", c.plugin),
+            _ => debug!("plugin {}: {line}", c.plugin),
+        }
+    })
 }
 
 extern "C" fn host_get(c: *mut c_void, key: RStr, sink: *mut c_void, put: SinkFn) -> i32 {
-    // SAFETY: as in `host_send`.
-    let (c, key) = unsafe { (ctx(c), key.to_str()) };
-    let v = match key {
-        Some("handle") => Some(c.env.handle.to_owned()),
-        Some("away") => Some(c.env.away.to_string()),
-        Some(k) => c.env.config.get(k).cloned(),
-        None => None,
-    };
-    match v {
-        Some(v) => {
-            give(sink, put, &v);
-            status::OK
+    guard(status::ERROR, || {
+        // SAFETY: as in `host_send`.
+        let (c, key) = unsafe { (ctx(c), key.to_str()) };
+        let v = match key {
+            Some("handle") => Some(c.env.handle.to_owned()),
+            Some("away") => Some(c.env.away.to_string()),
+            Some(k) => c.env.config.get(k).cloned(),
+            None => None,
+        };
+        match v {
+            Some(v) => {
+                give(sink, put, &v);
+                status::OK
+            }
+            None => status::ERROR,
         }
-        None => status::ERROR,
-    }
+    })
 }
 
 extern "C" fn host_set_config(
@@ -395,23 +296,25 @@ extern "C" fn host_set_config(
     sink: *mut c_void,
     put: SinkFn,
 ) -> i32 {
-    // SAFETY: as in `host_send`.
-    let (c, key, value) = unsafe { (ctx(c), key.to_str(), value.to_str()) };
-    let (Some(key), Some(value)) = (key, value) else {
-        give(sink, put, "not UTF-8");
-        return status::BAD_INPUT;
-    };
-    match (c.env.persist)(key, value) {
-        Ok(()) => {
-            let plain = toml_plain(value);
-            c.env.config.insert(key.to_owned(), plain);
-            status::OK
+    guard(status::ERROR, || {
+        // SAFETY: as in `host_send`.
+        let (c, key, value) = unsafe { (ctx(c), key.to_str(), value.to_str()) };
+        let (Some(key), Some(value)) = (key, value) else {
+            give(sink, put, "not UTF-8");
+            return status::BAD_INPUT;
+        };
+        match (c.env.persist)(key, value) {
+            Ok(()) => {
+                let plain = toml_plain(value);
+                c.env.config.insert(key.to_owned(), plain);
+                status::OK
+            }
+            Err(e) => {
+                give(sink, put, &e);
+                status::ERROR
+            }
         }
-        Err(e) => {
-            give(sink, put, &e);
-            status::ERROR
-        }
-    }
+    })
 }
 
 /// `"text"` (a TOML basic string) as plain text; anything else as it is.
@@ -466,7 +369,7 @@ impl PluginHost {
                 plugin: &f.name,
             };
             let api = host_api(&mut cx);
-            let inst = (f.decl.create)(&api);
+            let inst = (f.entries.create)(&api);
             if inst.is_null() {
                 failures.push(Failure {
                     path: f.path.clone(),
@@ -517,7 +420,7 @@ impl PluginHost {
             plugin: &a.found.name,
         };
         let api = host_api(&mut cx);
-        let code = (a.found.decl.on_command)(a.inst, &api, RStr::new(word), RStr::new(args));
+        let code = (a.found.entries.on_command)(a.inst, &api, RStr::new(word), RStr::new(args));
         let mut out = cx.out;
         if code != status::OK && out.error.is_none() {
             out.error = Some(format!(
@@ -569,7 +472,7 @@ impl PluginHost {
                 plugin: &a.found.name,
             };
             let api = host_api(&mut cx);
-            let code = (a.found.decl.on_event)(a.inst, &api, &ev);
+            let code = (a.found.entries.on_event)(a.inst, &api, &ev);
             if code != status::OK {
                 warn!("plugin {} failed on an event (code {code})", a.found.name);
             }
@@ -624,7 +527,7 @@ impl PluginHost {
             };
             let api = host_api(&mut cx);
             let sink = &mut answer as *mut Option<String> as *mut c_void;
-            let code = (a.found.decl.on_query)(a.inst, &api, &qc, sink, put_answer);
+            let code = (a.found.entries.on_query)(a.inst, &api, &qc, sink, put_answer);
             match code {
                 status::OK => return Some(Ok(answer.unwrap_or_default())),
                 status::ERROR => {
@@ -644,16 +547,18 @@ impl PluginHost {
 }
 
 extern "C" fn put_answer(sink: *mut c_void, value: RStr) {
-    // SAFETY: `sink` is the `&mut Option<String>` of `PluginHost::ask`, alive during the call;
-    // `value` is valid for this callback.
-    let (slot, v) = unsafe { (&mut *(sink as *mut Option<String>), value.to_str()) };
-    *slot = v.map(str::to_owned);
+    guard((), || {
+        // SAFETY: `sink` is the `&mut Option<String>` of `PluginHost::ask`, alive during the call;
+        // `value` is valid for this callback.
+        let (slot, v) = unsafe { (&mut *(sink as *mut Option<String>), value.to_str()) };
+        *slot = v.map(str::to_owned);
+    })
 }
 
 impl Drop for PluginHost {
     fn drop(&mut self) {
         for a in &self.active {
-            (a.found.decl.destroy)(a.inst);
+            (a.found.entries.destroy)(a.inst);
         }
     }
 }
