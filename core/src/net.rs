@@ -115,10 +115,13 @@ pub fn broadcast_targets(configured: &[IpAddr], use_interfaces: bool, pin: &str)
     out
 }
 
-/// Whether `ip` belongs to this host (loopback, or an address of one of its interfaces).
+/// Whether `ip` is this host as a client's datagrams show it: 127.0.0.1 (where loopback
+/// broadcasts and connects come from) or an address of one of its interfaces. Another 127.x
+/// address is not: nothing of ours sends from one, and a local user who binds one to pose as
+/// somebody is told apart like another host.
 pub fn is_local(ip: IpAddr, local: &[Ipv4Addr]) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || local.contains(&v4),
+        IpAddr::V4(v4) => v4 == Ipv4Addr::LOCALHOST || local.contains(&v4),
         IpAddr::V6(v6) => v6.is_loopback(),
     }
 }

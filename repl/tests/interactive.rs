@@ -3,87 +3,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use slcp_core::ipc::Event;
+use support::tmux::{Tmux, repl_command};
 use support::*;
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(name: &str) -> Tmux {
-        Tmux {
-            socket: format!("slcp-test-{name}-{}", std::process::id()),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux must be installed (CI installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    }
-
-    /// Starts `cmd` in a detached 100x20 session, kept after `cmd` exits to read its last words.
-    fn start(&self, session: &str, cmd: &str) {
-        self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "100",
-            "-y",
-            "20",
-            cmd,
-        ]);
-        self.run(&["set-option", "-t", session, "remain-on-exit", "on"]);
-    }
-
-    fn screen(&self, session: &str) -> String {
-        self.run(&["capture-pane", "-p", "-t", session])
-    }
-
-    fn keys(&self, session: &str, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", session];
-        a.extend_from_slice(keys);
-        self.run(&a);
-    }
-
-    /// Whether tmux saw a bell in the session's window (kept until seen, as it is detached).
-    fn bell(&self, session: &str) -> bool {
-        self.run(&["display", "-p", "-t", session, "#{window_bell_flag}"]) == "1\n"
-    }
-
-    /// Waits until `f` holds, re-checking every 20 ms (tmux has no change notification a test
-    /// could await), bounded by `t`; returns the screen of `session` then.
-    fn wait(&self, session: &str, t: Duration, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + t;
-        loop {
-            let s = self.screen(session);
-            if f(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "screen never matched:\n{s}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 /// A screen test: some line starting with `above`, and under it an empty `alice>` prompt.
 fn fresh_prompt_after(above: &str) -> impl Fn(&str) -> bool + '_ {
@@ -93,15 +17,6 @@ fn fresh_prompt_after(above: &str) -> impl Fn(&str) -> bool + '_ {
             .position(|l| l.starts_with(above))
             .is_some_and(|i| l[i + 1..].iter().any(|l| l.trim_end() == "alice>"))
     }
-}
-
-fn repl_command(lan: &Lan, handle: &str, env: &str) -> String {
-    let h = lan.home().display().to_string();
-    format!(
-        "env -i {env} PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {} repl --config {}",
-        lan.bin.display(),
-        lan.user(handle).config.display()
-    )
 }
 
 #[test]

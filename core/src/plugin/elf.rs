@@ -124,7 +124,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("nothing"), &link).unwrap();
         assert!(check(&link).unwrap_err().contains("link to nothing"));
         let text = dir.join("t.so");
-        std::fs::write(&text, "not a library at all, just some text here and more").unwrap();
+        std::fs::write(&text, "not a library at all, just some text ".repeat(4)).unwrap();
         assert!(check(&text).unwrap_err().contains("no ELF header"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod fake;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -1,7 +1,7 @@
 //! Tests of who is who: claims, probes, renames, relays and the sender of what arrives, driven
 //! by datagrams, TCP lines, bounces and instants.
 
-use super::tests::{addr, disc, events, sent, started};
+use super::tests::{addr, events, from_disc, sent, started};
 use super::*;
 
 fn local_disc() -> SocketAddr {
@@ -61,7 +61,7 @@ fn a_claim_from_another_host_probes_the_holder_and_waits() {
     events(&mut c);
     sent(&mut c);
     // A discovery lists bob elsewhere: bob's port is probed, nothing moves yet.
-    c.datagram(t0, disc(), b"KNOWUSERS bob 10.0.0.66 6000\n");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 10.0.0.66 6000\n");
     assert_eq!(
         sent(&mut c),
         vec![(addr("10.0.0.2:5001"), "JOIN slu 5000\n".to_string())]
@@ -75,7 +75,7 @@ fn a_claim_from_another_host_probes_the_holder_and_waits() {
     );
     assert_eq!(c.stats.refused, 1);
     // Again, and now the probe bounces: bob is gone, the claimant has the handle.
-    c.datagram(t0, disc(), b"KNOWUSERS bob 10.0.0.66 6000\n");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 10.0.0.66 6000\n");
     c.unreachable(t0, addr("10.0.0.2:5001"));
     assert_eq!(events(&mut c), vec!["join bob 10.0.0.66:6000"]);
 }
@@ -161,7 +161,7 @@ fn greetings_are_rate_limited_and_lists_are_bounded() {
             5000 + i
         ));
     }
-    c.datagram(t0, disc(), list.as_bytes());
+    c.datagram(t0, from_disc(), list.as_bytes());
     let greeted = sent(&mut c).len();
     assert_eq!(greeted as u32, GREETS_PER_SEC);
     assert_eq!(c.peers().len(), 1024, "one list adds at most 1024 entries");

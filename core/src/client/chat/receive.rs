@@ -136,7 +136,7 @@ impl Chat {
         terminated: bool,
     ) {
         match m {
-            Message::KnowUsers(entries) => self.knowusers(now, src, entries, form),
+            Message::KnowUsers(entries) => self.knowusers(now, src, entries, form, via),
             Message::Join { handle, port } => {
                 if handle == self.me {
                     self.stats.refused += 1;
@@ -280,14 +280,23 @@ impl Chat {
         }
     }
 
-    /// A KNOWUSERS answer. From a discovery (its port is whoisport) or soon after our WHO it is
-    /// believed; otherwise only the entries at the sender's own address count, as a JOIN would.
-    fn knowusers(&mut self, now: Instant, src: SocketAddr, entries: Vec<UserEntry>, form: Form) {
-        let from_discovery = src.port() == self.s.whoisport;
+    /// A KNOWUSERS answer. Believed from this host's discovery (it relays), from another
+    /// host's discovery (its port is whoisport) soon after our WHO, and over TCP soon after our
+    /// WHO (some implementations answer that way); otherwise only the entries at the sender's
+    /// own address count, as a JOIN would.
+    fn knowusers(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        entries: Vec<UserEntry>,
+        form: Form,
+        via: Transport,
+    ) {
         let asked = self
             .last_who
             .is_some_and(|t| now.duration_since(t) <= self.s.who_wait.max(Duration::from_secs(1)));
-        let believed = from_discovery || asked;
+        let believed = self.local_discovery(src)
+            || (asked && (src.port() == self.s.whoisport || via == Transport::Tcp));
         if believed {
             self.knowusers_heard += 1;
             self.answered.insert(src.ip());

@@ -30,6 +30,11 @@ pub(super) fn disc() -> SocketAddr {
     SocketAddr::new(BCAST, 4000)
 }
 
+/// Where this host's discovery answers from.
+pub(super) fn from_disc() -> SocketAddr {
+    addr("127.0.0.1:4000")
+}
+
 /// The datagrams sent since the last call, as text.
 pub(super) fn sent(c: &mut Chat) -> Vec<(SocketAddr, String)> {
     c.out
@@ -102,7 +107,7 @@ fn start_broadcasts_join_then_who() {
 fn knowusers_adds_peers_and_greets_them_once() {
     let (mut c, t0) = started("alice");
     let ku = b"KNOWUSERS alice 127.0.0.1 5000, bob 127.0.0.1 5001, carol 10.0.0.9 5002\n";
-    c.datagram(t0, disc(), ku);
+    c.datagram(t0, from_disc(), ku);
     assert_eq!(
         sent(&mut c),
         vec![
@@ -114,7 +119,7 @@ fn knowusers_adds_peers_and_greets_them_once() {
         events(&mut c),
         vec!["join bob 127.0.0.1:5001", "join carol 10.0.0.9:5002"]
     );
-    c.datagram(t0, disc(), ku);
+    c.datagram(t0, from_disc(), ku);
     assert!(sent(&mut c).is_empty(), "known peers are not greeted again");
     assert!(events(&mut c).is_empty());
 }
@@ -122,7 +127,7 @@ fn knowusers_adds_peers_and_greets_them_once() {
 #[test]
 fn msg_to_a_known_peer_is_sent_bare_unless_it_needs_quotes() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     sent(&mut c);
     ipc(&mut c);
     c.request(t0, 1, 7, "msg bob hello \"there\" ü");
@@ -151,7 +156,7 @@ fn msg_to_an_unknown_handle_asks_then_sends_or_fails() {
     c.request(t0, 1, 1, "MSG dave hi");
     assert_eq!(sent(&mut c), vec![(disc(), "WHO\n".to_string())]);
     assert!(ipc(&mut c).is_empty(), "no reply before the answers are in");
-    c.datagram(t0, disc(), b"KNOWUSERS dave 127.0.0.1 5003\n");
+    c.datagram(t0, from_disc(), b"KNOWUSERS dave 127.0.0.1 5003\n");
     let out = sent(&mut c);
     assert!(out.contains(&(addr("127.0.0.1:5003"), "MSG alice hi\n".to_string())));
     assert_eq!(reply(&mut c), Ok(vec![]));
@@ -172,7 +177,7 @@ fn msg_errors_are_one_line() {
     assert_eq!(reply(&mut c), Err("usage: MSG <handle> <text...>".into()));
     c.request(t0, 1, 2, "MSG b,ob hi");
     assert!(reply(&mut c).unwrap_err().contains("is not a handle"));
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     ipc(&mut c);
     c.request(t0, 1, 3, &format!("MSG bob {}", "x".repeat(600)));
     let e = reply(&mut c).unwrap_err();
@@ -189,7 +194,7 @@ fn msg_errors_are_one_line() {
 #[test]
 fn received_msg_names_the_sender_even_when_it_names_us() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     ipc(&mut c);
     c.datagram(t0, addr("127.0.0.1:5001"), b"MSG bob \"hi \\\"you\\\"\"\n");
     // Some implementations put the addressee in the handle field.
@@ -229,12 +234,12 @@ fn peers_expire_unless_refreshed() {
     let (mut c, t0) = started("alice");
     c.datagram(
         t0,
-        disc(),
+        from_disc(),
         b"KNOWUSERS bob 127.0.0.1 5001, carol 127.0.0.1 5002",
     );
     ipc(&mut c);
     let t2 = t0 + Duration::from_secs(2);
-    c.datagram(t2, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t2, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     c.tick(t0 + Duration::from_millis(3100));
     assert_eq!(events(&mut c), vec!["leave carol"]);
     c.tick(t2 + Duration::from_millis(3100));
@@ -244,7 +249,7 @@ fn peers_expire_unless_refreshed() {
 #[test]
 fn leave_away_back_update_the_table() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     ipc(&mut c);
     c.datagram(t0, addr("127.0.0.1:5001"), b"AWAY bob\nAWAY bob\n");
     c.datagram(t0, addr("127.0.0.1:5001"), b"BACK bob");
@@ -258,7 +263,7 @@ fn leave_away_back_update_the_table() {
 #[test]
 fn away_and_back_are_announced_and_newcomers_hear_we_are_away() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     sent(&mut c);
     ipc(&mut c);
     c.request(t0, 1, 1, "AWAY");
@@ -298,7 +303,7 @@ fn who_lists_after_the_wait_or_says_nobody_answered() {
     c.request(t1, 1, 2, "who");
     c.datagram(
         t1,
-        disc(),
+        from_disc(),
         b"KNOWUSERS alice 127.0.0.1 5000, bob 127.0.0.1 5001",
     );
     c.datagram(t1, addr("127.0.0.1:5001"), b"AWAY bob");
@@ -318,8 +323,8 @@ fn a_clash_is_reported_and_handle_change_is_checked() {
     // Once a discovery listed us as ourselves we hold the handle: a contrary listing later (a
     // hijack attempt, or two discoveries that disagree) changes nothing.
     let (mut h, t0) = started("holder");
-    h.datagram(t0, disc(), b"KNOWUSERS holder 10.0.0.1 5000");
-    h.datagram(t0, disc(), b"KNOWUSERS holder 10.0.0.7 5000");
+    h.datagram(t0, from_disc(), b"KNOWUSERS holder 10.0.0.1 5000");
+    h.datagram(t0, from_disc(), b"KNOWUSERS holder 10.0.0.7 5000");
     assert!(events(&mut h).is_empty());
     assert!(h.status().iter().any(|l| l == "state     joined"));
     assert_eq!(h.stats.refused, 1);
@@ -328,7 +333,7 @@ fn a_clash_is_reported_and_handle_change_is_checked() {
     let (mut c, t0) = started("alice");
     c.datagram(
         t0,
-        disc(),
+        from_disc(),
         b"KNOWUSERS alice 10.0.0.7 5000, bob 10.0.0.8 5001",
     );
     assert_eq!(
@@ -359,7 +364,7 @@ fn a_clash_is_reported_and_handle_change_is_checked() {
 #[test]
 fn handle_change_leaves_the_old_and_joins_the_new() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     sent(&mut c);
     ipc(&mut c);
     c.request(t0, 1, 1, "HANDLE ally");
@@ -382,7 +387,7 @@ fn handle_change_leaves_the_old_and_joins_the_new() {
 #[test]
 fn messages_wait_in_a_bounded_backlog_while_nobody_is_attached() {
     let (mut c, t0) = started("alice");
-    c.datagram(t0, disc(), b"KNOWUSERS bob 127.0.0.1 5001");
+    c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     ipc(&mut c);
     c.detach(1);
     for i in 0..3 {
@@ -392,7 +397,7 @@ fn messages_wait_in_a_bounded_backlog_while_nobody_is_attached() {
             format!("MSG bob m{i}").as_bytes(),
         );
     }
-    c.datagram(t0, disc(), b"KNOWUSERS carol 127.0.0.1 5002");
+    c.datagram(t0, from_disc(), b"KNOWUSERS carol 127.0.0.1 5002");
     assert!(ipc(&mut c).is_empty());
     c.attach(2);
     let lines = events(&mut c);
@@ -482,7 +487,7 @@ fn auto_away_sets_no_deadline_after_leave_or_a_clash() {
     let t1 = t0;
     let mut d = Chat::new(s, t1);
     d.start(t1);
-    d.datagram(t1, disc(), b"KNOWUSERS bob 10.0.0.7 5000\n");
+    d.datagram(t1, from_disc(), b"KNOWUSERS bob 10.0.0.7 5000\n");
     assert!(d.status().iter().any(|l| l.contains("not joined")));
     let late = t1 + Duration::from_secs(3600);
     d.tick(late);
