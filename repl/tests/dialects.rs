@@ -321,6 +321,7 @@ fn row(d: Dialect) -> Vec<String> {
         }
     });
     let leave_took = t.elapsed();
+    eprintln!("{name}: LEAVE relayed to slu in {leave_took:?}");
     cell(
         "LEAVE seen",
         match got {

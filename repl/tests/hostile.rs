@@ -171,7 +171,7 @@ fn the_discovery_answers_once_stays_small_and_keeps_64_users_per_address() {
 fn a_flood_of_announcements_does_not_hold_up_messages() {
     let mut v = victims("");
     let flood = img_lines_flood(v.to("bob"), 200, 100);
-    let lat = msg_latencies(&mut v, 100);
+    let lat = msg_latencies(&mut v, 100, Duration::from_millis(20));
     flood.join().unwrap();
     let p99 = lat[lat.len() * 99 / 100 - 1];
     eprintln!(

@@ -330,10 +330,16 @@ pub fn img_lines_flood(to: SocketAddr, n: usize, per_sec: usize) -> std::thread:
     })
 }
 
-/// MSG latencies alice → bob (IPC to IPC), `n` messages, sorted.
-pub fn msg_latencies(v: &mut Victims, n: usize) -> Vec<Duration> {
+/// MSG latencies alice → bob (IPC to IPC), `n` messages started `every` apart (so they span a
+/// flood that runs meanwhile), sorted.
+pub fn msg_latencies(v: &mut Victims, n: usize, every: Duration) -> Vec<Duration> {
     let mut out = Vec::new();
+    let start = Instant::now();
     for i in 0..n {
+        // Spreads the messages over the flood; the pace of the measurement, not a wait for it.
+        if let Some(w) = (start + every * i as u32).checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
         let t = Instant::now();
         let text = format!("lat{i}");
         let _ = v.alice.cmd(&format!("MSG bob {text}"));
