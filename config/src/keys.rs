@@ -146,6 +146,23 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "bundled",
+        doc: "The plugins built into slcp to use: any of \"autoreply\", \"dice\", \"img\" (a plugin\n\
+              file of the same name on the plugin path is then not loaded); [] uses files only.",
+        apply: |c, r| {
+            let v = list(r).ok_or_else(|| BUNDLED_RULE.to_string())?;
+            if let Some(bad) = v.iter().find(|n| !BUNDLED.contains(&n.as_str())) {
+                return Err(format!("{bad:?} is not built in; {BUNDLED_RULE}"));
+            }
+            c.bundled = v;
+            Ok(())
+        },
+        show: |c| {
+            let v: Vec<String> = c.bundled.iter().map(|s| toml_str(s)).collect();
+            format!("[{}]", v.join(", "))
+        },
+    },
+    Key {
         name: "plugin_dir",
         doc: "Folders searched for plugins, before the folder of the slcp executable.",
         apply: |c, r| {
@@ -487,6 +504,11 @@ fn bytes(r: &Raw) -> Result<u64, String> {
         .filter(|v| *v <= 1 << 50)
         .ok_or_else(|| "a size in bytes (0 to 1125899906842624)".to_string())
 }
+
+/// The plugins the slcp binary has built in (repl/src/bundled.rs; a test there checks the two
+/// agree).
+pub const BUNDLED: &[&str] = &["autoreply", "dice", "img"];
+const BUNDLED_RULE: &str = "a list of built-in plugins: \"autoreply\", \"dice\", \"img\"";
 
 const FORMS_TABLE_RULE: &str =
     "a table of handle or IP address = list of forms, e.g. { \"10.0.0.7\" = [\"knownusers\"] }";

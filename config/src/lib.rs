@@ -13,7 +13,7 @@ use slcp_core::Handle;
 use slcp_core::codec::Forms;
 use thiserror::Error;
 
-mod keys;
+pub mod keys;
 pub mod paths;
 
 pub use keys::KEYS;
@@ -129,6 +129,8 @@ pub struct Config {
     pub peer_forms: BTreeMap<String, Forms>,
     /// Image ports of peers that take images elsewhere than on their JOIN port, by handle.
     pub image_ports: BTreeMap<String, u16>,
+    /// The built-in plugins to register.
+    pub bundled: Vec<String>,
 }
 
 /// A configuration error: one line naming where, which key, what was found and what is allowed.
@@ -262,6 +264,7 @@ impl Config {
             forms: Forms::default(),
             peer_forms: BTreeMap::new(),
             image_ports: BTreeMap::new(),
+            bundled: keys::BUNDLED.iter().map(|s| s.to_string()).collect(),
         }
     }
 

@@ -65,6 +65,7 @@ quota_total = 2000
 forms = ["quoted"]
 peer_forms = { fab = ["reference"], "10.0.0.7" = ["knownusers", "colon"] }
 image_ports = { fab = 6001 }
+bundled = ["img"]
 "#,
     )
     .unwrap();
@@ -108,6 +109,7 @@ image_ports = { fab = 6001 }
         vec!["knownusers", "colon"]
     );
     assert_eq!(c.image_ports["fab"], 6001);
+    assert_eq!(c.bundled, vec!["img"]);
     assert!(
         l.sources.values().all(|s| matches!(s, Source::File(_))),
         "every key came from the file: {:?}",

@@ -1,5 +1,6 @@
 //! The `slcp` binary: parses the command line and runs the part asked for.
 
+mod bundled;
 mod cli;
 mod doctor;
 mod launcher;
@@ -107,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {
                 dirs: plugin_dirs(&c),
+                bundled: bundled::enabled(&c.bundled).0,
                 config: c.values(),
                 persist: Box::new(move |key, value| {
                     slcp_config::save_key(&file, key, value).map_err(|e| e.to_string())
@@ -132,7 +134,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Plugins) => {
             let Loaded { config: c, .. } = cli.load_config()?;
-            let (found, failed) = slcp_core::plugin::scan(&plugin_dirs(&c));
+            let (on, _) = bundled::enabled(&c.bundled);
+            let (found, failed) = slcp_core::plugin::scan(&plugin_dirs(&c), &on);
             let found: Vec<_> = found.iter().collect();
             let mut text = String::new();
             for l in slcp_core::plugin::report_lines(&found, &failed) {

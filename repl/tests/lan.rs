@@ -140,7 +140,7 @@ impl Net {
         std::fs::write(
             &p,
             format!(
-                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nimagepath = \"{}\"\n{}\n{more}\n",
+                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nbundled = []\nimagepath = \"{}\"\n{}\n{more}\n",
                 host.home.join(format!("img-{handle}")).display(),
                 self.extra
             ),

@@ -45,6 +45,8 @@ pub type Persist = Box<dyn FnMut(&str, &str) -> Result<(), String>>;
 pub struct PluginSetup {
     /// Folders searched for `*.so` plugins, in order.
     pub dirs: Vec<PathBuf>,
+    /// Plugins linked into the binary, registered before the folders are searched.
+    pub bundled: Vec<crate::plugin::Bundled>,
     /// Config values by key (strings plain, other values in TOML syntax).
     pub config: BTreeMap<String, String>,
     /// Saves `key = value` (TOML syntax) in the config file; the error is one line.
@@ -185,7 +187,10 @@ pub fn run(
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);
     let dirs = std::mem::take(&mut setup.dirs);
-    let plugins = with_env(&chat, &mut setup, |env| PluginHost::start(&dirs, env));
+    let bundled = std::mem::take(&mut setup.bundled);
+    let plugins = with_env(&chat, &mut setup, |env| {
+        PluginHost::start(&dirs, &bundled, env)
+    });
     chat.set_plugins(plugins.commands(), plugins.report());
     chat.start(now);
 

@@ -28,12 +28,34 @@ pub(super) struct Entries {
 const MAX_COMMANDS: usize = 64;
 const MAX_ARGS: usize = 16;
 
-/// Every `*.so` entry of `dirs`, in order, checked and loaded. A plugin name seen twice is taken
-/// from the first folder only (the second file gets a line saying so); a folder, a dangling
-/// link or a damaged file named `*.so` gets a line too.
-pub fn scan(dirs: &[PathBuf]) -> (Vec<Found>, Vec<Failure>) {
+/// A plugin linked into the binary: registered through the same declaration (and the same
+/// checks) as a file.
+#[derive(Clone, Copy)]
+pub struct Bundled {
+    /// Its name, as the `bundled` config key lists it.
+    pub name: &'static str,
+    /// Its declaration (what a plugin file's `slcp_plugin_v1` returns).
+    pub declaration: fn() -> *const PluginDecl,
+}
+
+/// The plugins built in (first), then every `*.so` entry of `dirs`, in order, checked and loaded.
+/// A plugin name seen twice is taken from the first place only (the second gets a line saying
+/// so); a folder, a dangling link or a damaged file named `*.so` gets a line too.
+pub fn scan(dirs: &[PathBuf], bundled: &[Bundled]) -> (Vec<Found>, Vec<Failure>) {
     let mut found: Vec<Found> = Vec::new();
     let mut failed = Vec::new();
+    for b in bundled {
+        match from_decl((b.declaration)(), Path::new("")) {
+            Ok(mut f) => {
+                f.builtin = true;
+                found.push(f);
+            }
+            Err(why) => failed.push(Failure {
+                path: PathBuf::from(format!("built-in {}", b.name)),
+                why,
+            }),
+        }
+    }
     for dir in dirs {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -55,12 +77,13 @@ pub fn scan(dirs: &[PathBuf]) -> (Vec<Found>, Vec<Failure>) {
                 Ok(f) => {
                     if let Some(prev) = found.iter().find(|p| p.name == f.name) {
                         debug!("{}: plugin {} already loaded", path.display(), f.name);
+                        let from = if prev.builtin {
+                            "built in".to_string()
+                        } else {
+                            format!("loaded from {}", prev.path.display())
+                        };
                         failed.push(Failure {
-                            why: format!(
-                                "plugin {} is already loaded from {}; this copy is not",
-                                f.name,
-                                prev.path.display()
-                            ),
+                            why: format!("plugin {} is already {from}; this copy is not", f.name),
                             path,
                         });
                         continue;
@@ -100,6 +123,11 @@ fn load(path: &Path) -> Result<Found, String> {
     let ptr = entry();
     // Never unloaded: the declaration and the code must outlive every use.
     std::mem::forget(lib);
+    from_decl(ptr, path)
+}
+
+/// Checks a declaration (from a file, or built in) before anything in it is used.
+fn from_decl(ptr: *const PluginDecl, path: &Path) -> Result<Found, String> {
     if ptr.is_null() {
         return Err("slcp_plugin_v1 returned nothing (it panicked, or has no declaration)".into());
     }
@@ -187,6 +215,7 @@ fn load(path: &Path) -> Result<Found, String> {
     }
     Ok(Found {
         path: path.to_owned(),
+        builtin: false,
         name,
         version,
         commands,

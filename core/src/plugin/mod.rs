@@ -21,7 +21,7 @@ use crate::ipc::{CommandInfo, Event};
 
 mod elf;
 mod load;
-pub use load::scan;
+pub use load::{Bundled, scan};
 
 /// A plugin library that passed the checks.
 pub struct Found {
@@ -33,6 +33,8 @@ pub struct Found {
     pub version: String,
     /// Its commands.
     pub commands: Vec<CommandInfo>,
+    /// Linked into the binary rather than loaded from `path`.
+    pub builtin: bool,
     entries: load::Entries,
 }
 
@@ -339,8 +341,8 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// Scans `dirs`, creates every plugin that loads, and records what failed.
-    pub fn start(dirs: &[PathBuf], env: &mut CallEnv<'_>) -> PluginHost {
-        let (found, mut failures) = scan(dirs);
+    pub fn start(dirs: &[PathBuf], bundled: &[Bundled], env: &mut CallEnv<'_>) -> PluginHost {
+        let (found, mut failures) = scan(dirs, bundled);
         let mut active: Vec<Active> = Vec::new();
         let builtin: Vec<String> = crate::client::chat::builtin_commands()
             .into_iter()
@@ -380,12 +382,7 @@ impl PluginHost {
                 });
                 continue;
             }
-            info!(
-                "plugin {} {} loaded from {}",
-                f.name,
-                f.version,
-                f.path.display()
-            );
+            info!("plugin {} {} {}", f.name, f.version, origin(&f));
             active.push(Active { found: f, inst });
         }
         for fl in &failures {
@@ -578,7 +575,17 @@ fn host_api(cx: &mut Ctx<'_, '_>) -> HostApi {
     }
 }
 
-/// The lines `slcp plugins` and PLUGINS print.
+/// Where a plugin came from, as PLUGINS says it.
+fn origin(f: &Found) -> String {
+    if f.builtin {
+        "built in".into()
+    } else {
+        format!("from {}", f.path.display())
+    }
+}
+
+/// The lines of PLUGINS and `slcp plugins`: what loaded (built in, or from which file, with its
+/// commands), then one line per file or plugin that did not.
 pub fn report_lines(found: &[&Found], failures: &[Failure]) -> Vec<String> {
     let mut out = Vec::new();
     if found.is_empty() {
@@ -587,10 +594,10 @@ pub fn report_lines(found: &[&Found], failures: &[Failure]) -> Vec<String> {
     for f in found {
         let words: Vec<&str> = f.commands.iter().map(|c| c.word.as_str()).collect();
         out.push(format!(
-            "{} {} from {}: {}",
+            "{} {} {}: {}",
             f.name,
             f.version,
-            f.path.display(),
+            origin(f),
             if words.is_empty() {
                 "no commands".to_string()
             } else {

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use slcp_plugin_api::markers::{AUTO_PREFIX as PREFIX, is_auto_reply};
-use slcp_plugin_api::{ArgKind, Command, Event, Host, Level, Plugin, export_plugin, toml_string};
+use slcp_plugin_api::{ArgKind, Command, Event, Host, Level, Plugin, toml_string};
 
 /// The plugin's state.
 pub struct AutoReply {
@@ -94,8 +94,6 @@ impl Plugin for AutoReply {
         }
     }
 }
-
-export_plugin!(AutoReply);
 
 #[cfg(test)]
 mod tests {

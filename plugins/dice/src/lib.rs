@@ -6,7 +6,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 
-use slcp_plugin_api::{ArgKind, Command, Host, Plugin, export_plugin};
+use slcp_plugin_api::{ArgKind, Command, Host, Plugin};
 
 /// The plugin's state: a small random generator.
 pub struct Dice {
@@ -75,8 +75,6 @@ impl Plugin for Dice {
         Ok(())
     }
 }
-
-export_plugin!(Dice);
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use slcp_plugin_api::names::default_name;
-use slcp_plugin_api::{ArgKind, Command, Host, Plugin, Query, export_plugin};
+use slcp_plugin_api::{ArgKind, Command, Host, Plugin, Query};
 
 /// The plugin (no state).
 pub struct Img;
@@ -62,8 +62,6 @@ impl Plugin for Img {
         }
     }
 }
-
-export_plugin!(Img);
 
 #[cfg(test)]
 mod tests {

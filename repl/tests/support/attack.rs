@@ -40,6 +40,7 @@ pub struct Victims {
 impl Victims {
     pub fn new(bin: Option<&Path>, img: &Path, extra: &str) -> Victims {
         let mut lan = Lan::new(extra);
+        lan.legacy = bin.is_some();
         lan.with_plugins(&[(img, "libslcp_plugin_img.so")]);
         if let Some(b) = bin {
             // The other binary beside the same plugin (the ABI did not change).

@@ -133,6 +133,9 @@ pub struct Lan {
     pub extra: String,
     /// Processes started by the launcher (detached); killed on drop.
     pub detached: Vec<u32>,
+    /// Write no config key the binary before the built-in plugins did not know (for running an
+    /// older slcp).
+    pub legacy: bool,
 }
 
 impl Lan {
@@ -145,6 +148,7 @@ impl Lan {
             users: Vec::new(),
             extra: extra.to_string(),
             detached: Vec::new(),
+            legacy: false,
         }
     }
 
@@ -191,9 +195,11 @@ impl Lan {
         std::fs::write(
             &config,
             format!(
-                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}\n",
+                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}{}\n",
                 self.whoisport,
                 self.home().join(format!("img-{handle}")).display(),
+                // The tests load real plugin files; the built-in ones have a test of their own.
+                if self.legacy { "" } else { "bundled = []\n" },
                 self.extra
             ),
         )
@@ -542,11 +548,11 @@ pub fn workspace_plugin(name: &str) -> PathBuf {
                 "build",
                 "--offline",
                 "-p",
-                "slcp-plugin-autoreply",
+                "slcp-plugin-autoreply-so",
                 "-p",
-                "slcp-plugin-dice",
+                "slcp-plugin-dice-so",
                 "-p",
-                "slcp-plugin-img",
+                "slcp-plugin-img-so",
                 "--target-dir",
                 t.to_str().unwrap(),
             ],
@@ -554,7 +560,7 @@ pub fn workspace_plugin(name: &str) -> PathBuf {
         );
         t.join("debug")
     });
-    dir.join(format!("libslcp_plugin_{name}.so"))
+    dir.join(format!("libslcp_plugin_{name}_so.so"))
 }
 
 /// The fixture plugin (outside the workspace), built once: the normal build, or the one that
