@@ -146,6 +146,28 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "history",
+        doc: "Keep every message in and out (and images by path) in a database of yours\n\
+              (<data dir>/slcp/history/<handle>.sqlite3), for HISTORY, SEARCH and the unread ones.",
+        apply: |c, r| {
+            c.history = boolean(r).ok_or_else(|| BOOL_RULE.to_string())?;
+            Ok(())
+        },
+        show: |c| c.history.to_string(),
+    },
+    Key {
+        name: "history_days",
+        doc: "Days of history kept; older messages are deleted at start (0 keeps everything).",
+        apply: |c, r| {
+            c.history_days = uint(r)
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|v| *v <= 36_500)
+                .ok_or_else(|| "a number of days from 0 (keep all) to 36500".to_string())?;
+            Ok(())
+        },
+        show: |c| c.history_days.to_string(),
+    },
+    Key {
         name: "bundled",
         doc: "The plugins built into slcp to use: any of \"autoreply\", \"dice\", \"img\" (a plugin\n\
               file of the same name on the plugin path is then not loaded); [] uses files only.",

@@ -131,6 +131,10 @@ pub struct Config {
     pub image_ports: BTreeMap<String, u16>,
     /// The built-in plugins to register.
     pub bundled: Vec<String>,
+    /// Keep every message in the history database.
+    pub history: bool,
+    /// Days of messages kept (0: all).
+    pub history_days: u32,
 }
 
 /// A configuration error: one line naming where, which key, what was found and what is allowed.
@@ -265,6 +269,8 @@ impl Config {
             peer_forms: BTreeMap::new(),
             image_ports: BTreeMap::new(),
             bundled: keys::BUNDLED.iter().map(|s| s.to_string()).collect(),
+            history: true,
+            history_days: 0,
         }
     }
 

@@ -32,3 +32,23 @@ pub fn default_imagepath() -> PathBuf {
         .join("slcp")
         .join("images")
 }
+
+/// The history database of `handle`: `<data dir>/slcp/history/<handle>.sqlite3`, one per user
+/// (the handle made a safe file name).
+pub fn history_file(handle: &str) -> PathBuf {
+    let safe: String = handle
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c == '.' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slcp")
+        .join("history")
+        .join(format!("{safe}.sqlite3"))
+}

@@ -66,6 +66,8 @@ forms = ["quoted"]
 peer_forms = { fab = ["reference"], "10.0.0.7" = ["knownusers", "colon"] }
 image_ports = { fab = 6001 }
 bundled = ["img"]
+history = false
+history_days = 30
 "#,
     )
     .unwrap();
@@ -110,6 +112,7 @@ bundled = ["img"]
     );
     assert_eq!(c.image_ports["fab"], 6001);
     assert_eq!(c.bundled, vec!["img"]);
+    assert_eq!((c.history, c.history_days), (false, 30));
     assert!(
         l.sources.values().all(|s| matches!(s, Source::File(_))),
         "every key came from the file: {:?}",

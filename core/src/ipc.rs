@@ -22,6 +22,10 @@ pub const MAX_LINE: usize = 1 << 20;
 pub struct Auth {
     /// The token from the runtime file.
     pub token: String,
+    /// A person reads this prompt: on attach it wants the last lines of each recent
+    /// conversation and a count of what came meanwhile (a script wants neither).
+    #[serde(default)]
+    pub recap: bool,
 }
 
 /// A command line for the client to run.
@@ -234,7 +238,15 @@ pub enum ServerMsg {
     Event {
         /// What.
         event: Event,
+        /// When it happened, in milliseconds since the Unix epoch (0 when unknown); a message
+        /// shown after a detach keeps the time it arrived.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        at: u64,
     },
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// What a running client leaves in the runtime dir so REPLs can find it.
@@ -340,6 +352,15 @@ pub struct IpcClient {
 impl IpcClient {
     /// Connects to `127.0.0.1:port`, presents `token` and returns the client's hello.
     pub fn attach(port: u16, token: &str) -> Result<(IpcClient, ServerMsg), AttachError> {
+        IpcClient::attach_as(port, token, false)
+    }
+
+    /// [`IpcClient::attach`] for a prompt a person reads (`recap`: see [`Auth::recap`]).
+    pub fn attach_as(
+        port: u16,
+        token: &str,
+        recap: bool,
+    ) -> Result<(IpcClient, ServerMsg), AttachError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|source| AttachError::Connect { port, source })?;
@@ -354,6 +375,7 @@ impl IpcClient {
         };
         c.send_json(&Auth {
             token: token.to_owned(),
+            recap,
         })?;
         c.set_timeout(Some(Duration::from_secs(5)))?;
         let hello = c.recv()?.ok_or_else(|| {

@@ -119,6 +119,7 @@ fn latency(rows: &mut Vec<Row>) {
             match b.c.recv().unwrap() {
                 Some(ServerMsg::Event {
                     event: Event::Message { .. },
+                    ..
                 }) => break,
                 Some(_) => {}
                 None => panic!("bob closed"),
@@ -199,6 +200,7 @@ impl Pipe {
             while let Ok(Some(m)) = br.recv() {
                 if let ServerMsg::Event {
                     event: Event::Message { .. },
+                    ..
                 } = m
                 {
                     mc.fetch_add(1, Ordering::Relaxed);

@@ -48,7 +48,10 @@ pub fn attach(cfg: &Config) -> Result<Option<(IpcClient, ServerMsg)>> {
     else {
         return Ok(None);
     };
-    match IpcClient::attach(info.ipc_port, &info.token) {
+    // A person at a terminal gets a recap of recent conversations on attach; a script does not.
+    use std::io::IsTerminal;
+    let person = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    match IpcClient::attach_as(info.ipc_port, &info.token, person) {
         Ok(x) => Ok(Some(x)),
         Err(AttachError::Connect { .. }) => {
             // The client died without cleaning up: the file is stale.

@@ -104,6 +104,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 forms: c.forms,
                 peer_forms: c.peer_forms.clone(),
                 image_ports: c.image_ports.clone(),
+                history: c
+                    .history
+                    .then(|| slcp_config::paths::history_file(c.handle.as_str())),
+                history_days: c.history_days,
             };
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {
@@ -170,10 +174,9 @@ fn plugin_dirs(c: &slcp_config::Config) -> Vec<std::path::PathBuf> {
     if let Some(d) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|p| p.to_owned()))
+        && !dirs.contains(&d)
     {
-        if !dirs.contains(&d) {
-            dirs.push(d);
-        }
+        dirs.push(d);
     }
     dirs
 }

@@ -23,6 +23,7 @@ use rustyline::{
     Validator,
 };
 use slcp_config::{Config, paths};
+use slcp_core::client::history;
 use slcp_core::client::transfer::human_bytes;
 use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
 use slcp_core::render::render;
@@ -124,7 +125,9 @@ impl Printer {
         }
     }
 
-    fn event(&mut self, shared: &Shared, e: &Event) {
+    /// Prints an event; `at` is when it happened (ms), and one from the past (a message that
+    /// arrived while no prompt was attached, an earlier line) is shown with its time.
+    fn event(&mut self, shared: &Shared, e: &Event, at: u64) {
         if let Event::Progress { sent, size } = e {
             // Piped mode stays quiet; a terminal gets a bar redrawn in place. The prompt is
             // waiting for the IMG command then, so the line is ours.
@@ -137,7 +140,10 @@ impl Printer {
         match self {
             Printer::Piped => self.out(shared, e.line()),
             Printer::Interactive { color, bell, .. } => {
-                let t = human(e, *color, *bell);
+                let mut t = human(e, *color, *bell);
+                if at > 0 && history::now_ms().saturating_sub(at) > 60_000 {
+                    t = format!("[{}] {t}", history::local_time(at as i64));
+                }
                 self.out(shared, t)
             }
         }
@@ -242,7 +248,7 @@ fn reader_thread(
                     ok: error.is_none(),
                 });
             }
-            ServerMsg::Event { event } => {
+            ServerMsg::Event { event, at } => {
                 match &event {
                     Event::Join { handle, .. } => {
                         shared.peers.lock().unwrap().insert(handle.clone());
@@ -253,7 +259,7 @@ fn reader_thread(
                     Event::Handle { handle } => *shared.handle.lock().unwrap() = handle.clone(),
                     _ => {}
                 }
-                printer.event(&shared, &event);
+                printer.event(&shared, &event, at);
                 if matches!(event, Event::Progress { .. }) {
                     // The command is under way: the prompt keeps waiting for it.
                     let _ = done.send(Outcome::Working);

@@ -583,7 +583,8 @@ fn plain_slcp_starts_discovery_and_client_then_attaches_again() {
 
 #[test]
 fn messages_kept_while_no_prompt_is_attached_are_bounded_and_shown_on_attach() {
-    let mut lan = Lan::new("backlog = 2");
+    // Without the history, the client keeps them in memory, bounded.
+    let mut lan = Lan::new("backlog = 2\nhistory = false");
     lan.start_all(&["alice", "bob"]);
     let mut b = lan.ipc("bob");
     assert!(b.wait_peers(&["alice"], 2 * S));

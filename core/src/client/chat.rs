@@ -52,6 +52,8 @@ pub struct Settings {
     pub peer_forms: BTreeMap<String, Forms>,
     /// Image ports of peers that receive images elsewhere than on their JOIN port.
     pub image_ports: BTreeMap<String, u16>,
+    /// Messages are kept in the history database (the shell has one open).
+    pub history: bool,
 }
 
 /// Counters, shown by STATUS.
@@ -71,6 +73,63 @@ pub struct Stats {
     pub refused: u64,
     /// Peers greeted.
     pub greeted: u64,
+}
+
+/// A history database operation the shell carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryOp {
+    /// Store a message (or an image): `unread` when no prompt saw it arrive.
+    Add {
+        /// Wall-clock time, ms.
+        at: u64,
+        /// The other side.
+        peer: String,
+        /// Received (true) or sent.
+        incoming: bool,
+        /// `text` or `image`.
+        kind: &'static str,
+        /// The text, or the image's path.
+        body: String,
+        /// `received`, `sent`, `unverified`, or why it failed.
+        outcome: String,
+        /// Nobody saw it yet.
+        unread: bool,
+    },
+    /// HISTORY or SEARCH from a prompt: the shell replies to (conn, id).
+    Query {
+        /// The prompt.
+        conn: ConnId,
+        /// The request.
+        id: u64,
+        /// What is asked.
+        q: HistoryQuery,
+    },
+    /// A prompt attached: send it the unread messages (and, for a person, a recap).
+    Attach {
+        /// The prompt.
+        conn: ConnId,
+        /// The last lines of each recent conversation, and a count of the unread.
+        recap: bool,
+    },
+}
+
+/// What HISTORY and SEARCH ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The conversations with their unread counts.
+    Conversations,
+    /// The last `n` messages with `peer` (everyone when `None`).
+    Last {
+        /// With whom.
+        peer: Option<String>,
+        /// How many.
+        n: usize,
+    },
+    /// The best matches of `words`.
+    Search {
+        /// What to find.
+        words: String,
+    },
 }
 
 /// Where an IPC line goes.
@@ -99,6 +158,8 @@ pub struct Outbox {
     pub plugin_events: Vec<PluginEvent>,
     /// UDP image announcements heard: (source address, sender, size).
     pub img_announced: Vec<(SocketAddr, String, u64)>,
+    /// What to write to or ask of the history database.
+    pub history: Vec<HistoryOp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +207,10 @@ pub struct Chat {
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_pending: u64,
     knowusers_heard: u64,
-    backlog: VecDeque<Event>,
+    backlog: VecDeque<(Event, u64)>,
+    /// Wall-clock time (ms since the Unix epoch), set by the shell before each call: what
+    /// events and the history are stamped with (the logic itself runs on `Instant`s).
+    wall: u64,
     conns: BTreeSet<ConnId>,
     next_heartbeat: Instant,
     next_sweep: Instant,
@@ -182,6 +246,7 @@ impl Chat {
             next_pending: 0,
             knowusers_heard: 0,
             backlog: VecDeque::new(),
+            wall: 0,
             conns: BTreeSet::new(),
             next_heartbeat: now,
             next_sweep: now,
@@ -211,6 +276,33 @@ impl Chat {
         self.s.local_ips = local_ips;
     }
 
+    /// The wall-clock time (ms since the Unix epoch) events and history records get from now on.
+    pub fn set_wall(&mut self, ms: u64) {
+        self.wall = ms;
+    }
+
+    /// Stores a message in the history (when it is on).
+    pub(super) fn record(
+        &mut self,
+        peer: &str,
+        incoming: bool,
+        kind: &'static str,
+        body: &str,
+        outcome: &str,
+    ) {
+        if self.s.history {
+            self.out.history.push(HistoryOp::Add {
+                at: self.wall,
+                peer: peer.to_owned(),
+                incoming,
+                kind,
+                body: body.to_owned(),
+                outcome: outcome.to_owned(),
+                unread: incoming && self.conns.is_empty(),
+            });
+        }
+    }
+
     /// Whether we said AWAY.
     pub fn is_away(&self) -> bool {
         self.away
@@ -235,6 +327,7 @@ impl Chat {
                 To::Conn(conn),
                 ServerMsg::Event {
                     event: Event::Progress { sent, size },
+                    at: self.wall,
                 },
             ));
         }
@@ -242,7 +335,13 @@ impl Chat {
 
     /// An image was saved: tell the prompts and the plugins.
     pub fn image_received(&mut self, from: String, size: u64, path: String) {
+        self.record(&from, true, "image", &path, "received");
         self.event(Event::Image { from, size, path });
+    }
+
+    /// An image this client sent arrived.
+    pub fn image_sent(&mut self, to: &str, path: &str) {
+        self.record(to, false, "image", path, "sent");
     }
 
     /// A problem the prompts should hear of (a refused image, ...).
@@ -499,18 +598,23 @@ impl Chat {
                     | Event::Clash { .. }
                     | Event::Notice { .. }
                     | Event::Error { .. }
-            ) {
+            ) && !(self.s.history && matches!(e, Event::Message { .. }))
+            {
+                // (With history on, messages wait in the database as unread instead.)
                 if self.backlog.len() >= self.s.backlog {
                     self.backlog.pop_front();
                     self.stats.backlog_dropped += 1;
                 }
                 if self.s.backlog > 0 {
-                    self.backlog.push_back(e);
+                    self.backlog.push_back((e, self.wall));
                 }
             }
             return;
         }
-        self.out.ipc.push((To::All, ServerMsg::Event { event: e }));
+        let at = self.wall;
+        self.out
+            .ipc
+            .push((To::All, ServerMsg::Event { event: e, at }));
     }
 
     fn reply(&mut self, conn: ConnId, id: u64, result: Result<Vec<String>, String>) {
@@ -524,7 +628,7 @@ impl Chat {
     }
 
     /// A REPL presented the right token: greet it and hand it the backlog.
-    pub fn attach(&mut self, conn: ConnId) {
+    pub fn attach(&mut self, conn: ConnId, recap: bool) {
         self.conns.insert(conn);
         let hello = ServerMsg::Hello {
             handle: self.me.to_string(),
@@ -544,13 +648,27 @@ impl Chat {
                             self.s.backlog
                         ),
                     },
+                    at: self.wall,
                 },
             ));
         }
-        for e in std::mem::take(&mut self.backlog) {
+        for (event, at) in std::mem::take(&mut self.backlog) {
             self.out
                 .ipc
-                .push((To::Conn(conn), ServerMsg::Event { event: e }));
+                .push((To::Conn(conn), ServerMsg::Event { event, at }));
+        }
+        if self.s.history {
+            // The messages that arrived meanwhile, with their times, then marked read.
+            self.out.history.push(HistoryOp::Attach { conn, recap });
+        }
+    }
+
+    /// Events from the past (the history) for one prompt, each with its own time.
+    pub fn replay(&mut self, conn: ConnId, events: Vec<(Event, u64)>) {
+        for (event, at) in events {
+            self.out
+                .ipc
+                .push((To::Conn(conn), ServerMsg::Event { event, at }));
         }
     }
 

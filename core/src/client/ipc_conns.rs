@@ -101,12 +101,12 @@ impl Shell {
                 let line: Vec<u8> = c.rbuf.drain(..=pos).collect();
                 let line = String::from_utf8_lossy(&line);
                 if !c.authed {
-                    let ok = serde_json::from_str::<Auth>(line.trim())
-                        .map(|a| a.token == token)
-                        .unwrap_or(false);
-                    if ok {
+                    let auth = serde_json::from_str::<Auth>(line.trim())
+                        .ok()
+                        .filter(|a| a.token == token);
+                    if let Some(a) = auth {
                         c.authed = true;
-                        chat.attach(t as ConnId);
+                        chat.attach(t as ConnId, a.recap);
                     } else {
                         warn!("IPC connection {t} presented a wrong token; closing it");
                         push_line(

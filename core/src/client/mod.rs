@@ -5,6 +5,7 @@
 //! WRITABLE, and the poll timeout is the earliest deadline the chat logic has.
 
 pub mod chat;
+pub mod history;
 mod ipc_conns;
 pub mod peers;
 pub mod transfer;
@@ -100,6 +101,10 @@ pub struct Options {
     pub peer_forms: BTreeMap<String, Forms>,
     /// Image ports by handle, where a peer takes images elsewhere than its JOIN port.
     pub image_ports: BTreeMap<String, u16>,
+    /// The history database (None: no history).
+    pub history: Option<PathBuf>,
+    /// Days of history kept (0: all).
+    pub history_days: u32,
 }
 
 /// Why the client could not run.
@@ -183,9 +188,28 @@ pub fn run(
         forms: opts.forms,
         peer_forms: opts.peer_forms.clone(),
         image_ports: opts.image_ports.clone(),
+        history: false,
+    };
+    // A history that cannot be opened is reported, and the chat goes on without it.
+    let mut history_off = None;
+    let store = opts.history.as_ref().and_then(|p| {
+        history::open(p, opts.history_days)
+            .inspect_err(|e| {
+                warn!("no history: {e}");
+                history_off = Some(e.clone());
+            })
+            .ok()
+    });
+    let settings = Settings {
+        history: store.is_some(),
+        ..settings
     };
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);
+    chat.set_wall(history::now_ms());
+    if let Some(e) = history_off {
+        chat.report(format!("the history is off: {e}"));
+    }
     let dirs = std::mem::take(&mut setup.dirs);
     let bundled = std::mem::take(&mut setup.bundled);
     let plugins = with_env(&chat, &mut setup, |env| {
@@ -203,6 +227,7 @@ pub fn run(
         next_conn: FIRST_CONN,
         plugins,
         setup,
+        history: store,
         transfers: Transfers::new(
             opts.imagepath.clone(),
             transfer::Limits {
@@ -243,6 +268,7 @@ pub fn run(
             }
             return Err(io_err("polling")(e));
         }
+        chat.set_wall(history::now_ms());
         for ev in events.iter() {
             match ev.token() {
                 UDP => {
@@ -361,6 +387,7 @@ impl transfer::Policy for ShellPolicy<'_> {
 }
 
 struct Shell {
+    history: Option<crate::history::Store>,
     transfers: Transfers,
     plugins: PluginHost,
     setup: PluginSetup,
@@ -423,7 +450,13 @@ impl Shell {
         for o in outcomes {
             match o {
                 Outcome::Progress { reply, sent, size } => chat.progress(reply.0, sent, size),
-                Outcome::Sent { reply, line } => {
+                Outcome::Sent {
+                    reply,
+                    line,
+                    to,
+                    path,
+                } => {
+                    chat.image_sent(&to, &path);
                     chat.finish_command(reply.0, reply.1, Ok(vec![line]))
                 }
                 Outcome::SendFailed { reply, error } => {
@@ -522,6 +555,7 @@ impl Shell {
     /// Sends the chat's outbox: plugin work first, then datagrams, then IPC lines.
     fn flush(&mut self, chat: &mut Chat) {
         self.plugin_work(chat);
+        history::apply(&mut self.history, chat);
         let now = Instant::now();
         for (addr, bytes) in std::mem::take(&mut chat.out.tcp) {
             self.transfers

@@ -410,7 +410,7 @@ impl Ipc {
                         None => Ok(lines),
                     };
                 }
-                ServerMsg::Event { event } => self.events.push(event),
+                ServerMsg::Event { event, .. } => self.events.push(event),
                 _ => {}
             }
         }
@@ -429,7 +429,7 @@ impl Ipc {
             }
             self.c.set_timeout(Some(left)).unwrap();
             match self.c.recv() {
-                Ok(Some(ServerMsg::Event { event })) => {
+                Ok(Some(ServerMsg::Event { event, .. })) => {
                     if f(&event) {
                         return Some(event);
                     }

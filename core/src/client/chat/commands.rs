@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use super::{Chat, ConnId, Pending, PendingCmd, State};
+use super::{Chat, ConnId, HistoryOp, HistoryQuery, Pending, PendingCmd, State};
 use crate::codec::{self, Handle, Message};
 use crate::ipc::{ArgKind, CommandInfo, Event};
 use crate::plugin::PluginEvent;
@@ -51,6 +51,18 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
             "HELP",
             "HELP [command]",
             "list the commands, or explain one",
+            &[ArgKind::Text],
+        ),
+        c(
+            "HISTORY",
+            "HISTORY [handle] [n]",
+            "the conversations and their unread messages, or the last n messages with someone",
+            &[ArgKind::Handle, ArgKind::Text],
+        ),
+        c(
+            "SEARCH",
+            "SEARCH <words...>",
+            "find the messages that hold all the words, best first",
             &[ArgKind::Text],
         ),
         c("QUIT", "QUIT", "leave the chat and stop the client", &[]),
@@ -131,6 +143,7 @@ impl Chat {
                 _ => Err("you are not in the chat; JOIN to come back".to_string()),
             }),
             "STATUS" => self.no_args("STATUS", rest).map(|_| self.status()),
+            "HISTORY" | "SEARCH" => return self.cmd_history(conn, id, &word, rest),
             "PLUGINS" => self
                 .no_args("PLUGINS", rest)
                 .map(|_| self.plugin_report.clone()),
@@ -150,6 +163,47 @@ impl Chat {
             )),
         };
         self.reply(conn, id, r);
+    }
+
+    /// HISTORY [handle] [n] and SEARCH <words>: asked of the database by the shell.
+    pub(super) fn cmd_history(&mut self, conn: ConnId, id: u64, word: &str, rest: &str) {
+        if !self.s.history {
+            let e = "the history is off (history = false); set history = true to keep and search messages";
+            return self.reply(conn, id, Err(e.into()));
+        }
+        let q = if word == "SEARCH" {
+            if rest.trim().is_empty() {
+                return self.reply(conn, id, Err("usage: SEARCH <words...>".into()));
+            }
+            HistoryQuery::Search {
+                words: rest.to_owned(),
+            }
+        } else {
+            let mut w = rest.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (None, _, _) => HistoryQuery::Conversations,
+                (Some(a), None, _) if a.parse::<usize>().is_ok() => HistoryQuery::Last {
+                    peer: None,
+                    n: a.parse().unwrap_or(20),
+                },
+                (Some(p), n, None) => {
+                    let n = match n.map(str::parse::<usize>) {
+                        None => 20,
+                        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+                        Some(_) => {
+                            let e = "usage: HISTORY [handle] [n] (n from 1 to 10000)";
+                            return self.reply(conn, id, Err(e.into()));
+                        }
+                    };
+                    HistoryQuery::Last {
+                        peer: (p != "*").then(|| p.to_owned()),
+                        n,
+                    }
+                }
+                _ => return self.reply(conn, id, Err("usage: HISTORY [handle] [n]".into())),
+            }
+        };
+        self.out.history.push(HistoryOp::Query { conn, id, q });
     }
 
     pub(super) fn no_args(&self, word: &str, rest: &str) -> Result<(), String> {
@@ -184,10 +238,14 @@ impl Chat {
             }
             Pending::Msg { to, text } => match self.peers.get(&to) {
                 Some(_) => self.send_msg(&to, &text).map(|_| Vec::new()),
-                None => Err(format!(
-                    "nobody called {to} is here (asked the discovery services for {:?}); WHO lists who is",
-                    self.s.who_wait
-                )),
+                None => {
+                    let why = format!(
+                        "nobody called {to} is here (asked the discovery services for {:?}); WHO lists who is",
+                        self.s.who_wait
+                    );
+                    self.record(to.as_str(), false, "text", &text, &format!("failed: {why}"));
+                    Err(why)
+                }
             },
             Pending::Rename { new } => self.rename(now, new),
         };
@@ -280,6 +338,7 @@ impl Chat {
             self.out.udp.push((p.addr, b));
         }
         self.stats.messages_out += 1;
+        self.record(to.as_str(), false, "text", text, "sent");
         Ok(())
     }
 

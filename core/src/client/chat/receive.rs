@@ -176,6 +176,12 @@ impl Chat {
                         s
                     }
                 };
+                let outcome = if from.starts_with('?') {
+                    "unverified"
+                } else {
+                    "received"
+                };
+                self.record(&from, true, "text", &text, outcome);
                 self.event(Event::Message { from, text });
             }
             Message::Img { handle, size, .. } => match self.sender(&handle, src) {

@@ -19,6 +19,7 @@ fn settings(handle: &str) -> Settings {
         forms: Forms::default(),
         peer_forms: BTreeMap::new(),
         image_ports: BTreeMap::new(),
+        history: false,
     }
 }
 
@@ -52,7 +53,7 @@ pub(super) fn events(c: &mut Chat) -> Vec<String> {
     ipc(c)
         .into_iter()
         .filter_map(|(_, m)| match m {
-            ServerMsg::Event { event } => Some(event.line()),
+            ServerMsg::Event { event, .. } => Some(event.line()),
             _ => None,
         })
         .collect()
@@ -78,7 +79,7 @@ pub(super) fn started(handle: &str) -> (Chat, Instant) {
     let t0 = Instant::now();
     let mut c = Chat::new(settings(handle), t0);
     c.start(t0);
-    c.attach(1);
+    c.attach(1, false);
     sent(&mut c);
     ipc(&mut c);
     (c, t0)
@@ -399,7 +400,7 @@ fn messages_wait_in_a_bounded_backlog_while_nobody_is_attached() {
     }
     c.datagram(t0, from_disc(), b"KNOWUSERS carol 127.0.0.1 5002");
     assert!(ipc(&mut c).is_empty());
-    c.attach(2);
+    c.attach(2, false);
     let lines = events(&mut c);
     assert_eq!(
         lines,
@@ -440,7 +441,7 @@ fn auto_away_after_idle_and_back_on_the_next_command() {
     s.auto_away = Some(Duration::from_secs(60));
     let mut c = Chat::new(s, t0);
     c.start(t0);
-    c.attach(1);
+    c.attach(1, false);
     sent(&mut c);
     ipc(&mut c);
     // A command resets the idle clock.
@@ -475,7 +476,7 @@ fn auto_away_sets_no_deadline_after_leave_or_a_clash() {
     s.auto_away = Some(Duration::from_secs(60));
     let mut c = Chat::new(s, t0);
     c.start(t0);
-    c.attach(1);
+    c.attach(1, false);
     c.request(t0, 1, 1, "LEAVE");
     // Long after the idle time, the next deadline is not in the past (it would spin the loop).
     let late = t0 + Duration::from_secs(3600);

@@ -72,6 +72,10 @@ pub enum Outcome {
         reply: (ConnId, u64),
         /// What to tell the user.
         line: String,
+        /// To whom.
+        to: String,
+        /// The file sent.
+        path: String,
     },
     /// A send failed.
     SendFailed {
@@ -144,6 +148,8 @@ pub trait Policy {
 }
 
 struct Send {
+    /// The file, as the user named it.
+    path: String,
     /// SLCP lines for a peer without UDP: no file, no verdict to wait for.
     lines: bool,
     /// Waiting for the receiver's `READY` before the bytes.
@@ -477,9 +483,14 @@ impl Transfers {
             if s.done_writing {
                 // Every byte went out; the receiver just never closed. Not our failure.
                 let line = self.sent_line(id, now) + " (the receiver did not confirm)";
-                let reply = s.reply;
+                let (reply, to, path) = (s.reply, s.to.clone(), s.path.clone());
                 self.close_send(id, registry);
-                out.push(Outcome::Sent { reply, line });
+                out.push(Outcome::Sent {
+                    reply,
+                    line,
+                    to,
+                    path,
+                });
             } else {
                 let why = format!(
                     "stalled for {:?} after {} of {} bytes",

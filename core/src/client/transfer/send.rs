@@ -62,6 +62,7 @@ impl Transfers {
         self.sends.insert(
             id,
             Send {
+                path: path.display().to_string(),
                 lines: false,
                 wait_ready: form.ready,
                 ready_buf: Vec::new(),
@@ -123,6 +124,7 @@ impl Transfers {
         self.sends.insert(
             id,
             Send {
+                path: String::new(),
                 lines: true,
                 wait_ready: false,
                 ready_buf: Vec::new(),
@@ -237,8 +239,14 @@ impl Transfers {
                         let line = self.sent_line(id, now);
                         let reply = self.sends[&id].reply;
                         info!("{line}");
+                        let (to, path) = (self.sends[&id].to.clone(), self.sends[&id].path.clone());
                         self.close_send(id, registry);
-                        out.push(Outcome::Sent { reply, line });
+                        out.push(Outcome::Sent {
+                            reply,
+                            line,
+                            to,
+                            path,
+                        });
                         return false;
                     }
                     Ok(_) => continue,
