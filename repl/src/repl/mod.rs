@@ -16,15 +16,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::completion::FilenameCompleter;
 use rustyline::error::ReadlineError;
-use rustyline::{
-    CompletionType, Config as RlConfig, Editor, ExternalPrinter, Helper, Highlighter, Hinter,
-    Validator,
-};
+use rustyline::{CompletionType, Config as RlConfig, Editor};
 use slcp_config::{Config, paths};
-use slcp_core::client::history;
-use slcp_core::client::transfer::human_bytes;
 use slcp_core::ipc::{self, ArgKind, CommandInfo, Event, IpcClient, IpcReader, ServerMsg};
 use slcp_core::render::render;
 
@@ -52,6 +47,12 @@ fn local_commands() -> Vec<CommandInfo> {
     ]
 }
 
+mod complete;
+mod print;
+
+use complete::SlcpHelper;
+use print::Printer;
+
 /// State the reader thread and the prompt share.
 struct Shared {
     peers: Mutex<BTreeSet<String>>,
@@ -71,149 +72,6 @@ enum Outcome {
     /// The client reported progress on the running command.
     Working,
     Closed(String),
-}
-
-/// Where the reader thread prints.
-enum Printer {
-    Piped,
-    Interactive {
-        printer: Box<dyn ExternalPrinter + Send>,
-        color: bool,
-        bell: bool,
-        /// A progress bar is on the current line (drawn with `\r`, no newline).
-        bar: bool,
-    },
-}
-
-impl Printer {
-    fn out(&mut self, shared: &Shared, text: String) {
-        match self {
-            Printer::Piped => {
-                if shared.stdout_closed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let mut o = io::stdout().lock();
-                if writeln!(o, "{text}").and_then(|_| o.flush()).is_err() {
-                    shared.stdout_closed.store(true, Ordering::Relaxed);
-                }
-            }
-            Printer::Interactive { printer, bar, .. } => {
-                let clear = if std::mem::take(bar) { "\r\x1b[2K" } else { "" };
-                let _ = printer.print(format!("{clear}{text}\n"));
-            }
-        }
-    }
-
-    fn err(&mut self, text: &str) {
-        match self {
-            Printer::Piped => eprintln!("error: {text}"),
-            Printer::Interactive {
-                printer,
-                color,
-                bar,
-                ..
-            } => {
-                let clear = if std::mem::take(bar) { "\r\x1b[2K" } else { "" };
-                let _ = printer.print(clear.to_string());
-                let t = if *color {
-                    format!("\x1b[31m! {text}\x1b[0m\n")
-                } else {
-                    format!("! {text}\n")
-                };
-                let _ = printer.print(t);
-            }
-        }
-    }
-
-    /// Prints an event; `at` is when it happened (ms), and one from the past (a message that
-    /// arrived while no prompt was attached, an earlier line) is shown with its time.
-    fn event(&mut self, shared: &Shared, e: &Event, at: u64) {
-        if let Event::Progress { sent, size } = e {
-            // Piped mode stays quiet; a terminal gets a bar redrawn in place. The prompt is
-            // waiting for the IMG command then, so the line is ours.
-            if let Printer::Interactive { printer, bar, .. } = self {
-                *bar = true;
-                let _ = printer.print(format!("\r{}", progress_bar(*sent, *size)));
-            }
-            return;
-        }
-        match self {
-            Printer::Piped => self.out(shared, e.line()),
-            Printer::Interactive { color, bell, .. } => {
-                let mut t = human(e, *color, *bell);
-                if at > 0 && history::now_ms().saturating_sub(at) > 60_000 {
-                    t = format!("[{}] {t}", history::local_time(at as i64));
-                }
-                self.out(shared, t)
-            }
-        }
-    }
-}
-
-/// `[#########...........] 45%  90.0 MiB of 200.0 MiB`
-fn progress_bar(sent: u64, size: u64) -> String {
-    const W: u64 = 30;
-    let done = (sent * W).checked_div(size).unwrap_or(W);
-    let pct = (sent * 100).checked_div(size).unwrap_or(100);
-    format!(
-        "[{}{}] {pct:3}%  {} of {}",
-        "#".repeat(done as usize),
-        ".".repeat((W - done) as usize),
-        human_bytes(sent),
-        human_bytes(size)
-    )
-}
-
-/// An event as a person reads it: every foreign string through the renderer first, then our
-/// own colours around it.
-fn human(e: &Event, color: bool, bell: bool) -> String {
-    let (b, d, r) = if color {
-        ("\x1b[1m", "\x1b[2m", "\x1b[0m")
-    } else {
-        ("", "", "")
-    };
-    let v = render;
-    match e {
-        Event::Message { from, text } => {
-            let ring = if bell { "\x07" } else { "" };
-            let auto = if slcp_plugin_api::markers::is_auto_reply(text) {
-                format!(" {d}(automatic reply){r}")
-            } else {
-                String::new()
-            };
-            let text = v(text);
-            match from.strip_prefix('?').and_then(|f| f.split_once('@')) {
-                // Named a handle its source does not hold: say so, never show it as that user.
-                Some((name, addr)) => {
-                    let (name, addr) = (v(name), v(addr));
-                    format!("? \"{name}\" from {addr} (not {name}): {text}{auto}{ring}")
-                }
-                None => format!("{b}{}{r}: {text}{auto}{ring}", v(from)),
-            }
-        }
-        Event::Join { handle, addr } => format!("{d}* {} joined ({}){r}", v(handle), v(addr)),
-        Event::Rename { from, to } => format!("{d}* {} is now {}{r}", v(from), v(to)),
-        Event::Leave { handle } => format!("{d}* {} left{r}", v(handle)),
-        Event::Away { handle } => format!("{d}* {} is away{r}", v(handle)),
-        Event::Back { handle } => format!("{d}* {} is back{r}", v(handle)),
-        Event::Clash { handle, addr } => format!(
-            "! the handle {} is held by {}; you are not in the chat until you pick another with HANDLE <new>",
-            v(handle),
-            v(addr)
-        ),
-        Event::Handle { handle } => format!("{d}* you are now {}{r}", v(handle)),
-        Event::Notice { text } => format!("{d}* {}{r}", v(text)),
-        Event::Image { from, size, path } => {
-            format!(
-                "{b}{}{r} sent an image: {} saved as {}",
-                v(from),
-                human_bytes(*size),
-                v(path)
-            )
-        }
-        Event::Progress { sent, size } => progress_bar(*sent, *size),
-        Event::Error { text } => format!("! {}", v(text)),
-    }
 }
 
 fn reader_thread(
@@ -506,79 +364,6 @@ fn piped_loop(s: &mut Session) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-#[derive(Helper, Hinter, Validator, Highlighter)]
-struct SlcpHelper {
-    shared: Arc<Shared>,
-    commands: Vec<CommandInfo>,
-    files: FilenameCompleter,
-}
-
-impl Completer for SlcpHelper {
-    type Candidate = Pair;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _ctx: &rustyline::Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let before = &line[..pos];
-        let start = before
-            .rfind(char::is_whitespace)
-            .map(|i| i + before[i..].chars().next().map_or(1, char::len_utf8))
-            .unwrap_or(0);
-        let current = &before[start..];
-        let words: Vec<&str> = before[..start].split_whitespace().collect();
-        let pair = |s: String| Pair {
-            display: s.clone(),
-            replacement: format!("{s} "),
-        };
-        if words.is_empty() {
-            // The command word, in the case the user started typing it.
-            let slash = if current.starts_with('/') { "/" } else { "" };
-            let typed = &current[slash.len()..];
-            let lower = !typed.is_empty() && typed.chars().all(|c| !c.is_uppercase());
-            let up = typed.to_ascii_uppercase();
-            let c = self
-                .commands
-                .iter()
-                .filter(|c| c.word.starts_with(&up))
-                .map(|c| {
-                    let w = if lower {
-                        c.word.to_ascii_lowercase()
-                    } else {
-                        c.word.clone()
-                    };
-                    pair(format!("{slash}{w}"))
-                })
-                .collect();
-            return Ok((start, c));
-        }
-        let word = words[0].trim_start_matches('/').to_ascii_uppercase();
-        let Some(cmd) = self.commands.iter().find(|c| c.word == word) else {
-            return Ok((start, Vec::new()));
-        };
-        let idx = words.len() - 1;
-        let kind = cmd
-            .args
-            .get(idx)
-            .or_else(|| cmd.args.last().filter(|k| **k == ArgKind::Text));
-        match kind {
-            Some(ArgKind::Handle) => {
-                let peers = self.shared.peers.lock().unwrap();
-                let c = peers
-                    .iter()
-                    .filter(|h| h.starts_with(current))
-                    .map(|h| pair(h.clone()))
-                    .collect();
-                Ok((start, c))
-            }
-            Some(ArgKind::Path) => self.files.complete(line, pos, _ctx),
-            _ => Ok((start, Vec::new())),
-        }
-    }
 }
 
 fn history_file() -> PathBuf {
