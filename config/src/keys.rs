@@ -495,6 +495,11 @@ fn list(r: &Raw) -> Option<Vec<String>> {
         Raw::Toml(toml::Value::Array(a)) => {
             a.iter().map(|v| v.as_str().map(str::to_owned)).collect()
         }
+        // `--set 'broadcast=["10.0.0.255"]'`: the TOML form the hints show works here too.
+        Raw::Text(s) if s.trim_start().starts_with('[') => match toml_value(r)? {
+            toml::Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => None,
+        },
         Raw::Text(s) => Some(
             s.split(',')
                 .map(str::trim)

@@ -372,3 +372,21 @@ fn save_key_replaces_one_line_and_keeps_the_rest() {
         "handle = \"me\"\nautoreply = \"b\" # keep this\n"
     );
 }
+
+#[test]
+fn a_list_in_toml_form_works_from_a_flag_and_a_variable() {
+    let l = Config::load(
+        &Overrides {
+            file: None,
+            flags: vec![(
+                "--set".into(),
+                "broadcast".into(),
+                "[\"10.0.0.255\", \"127.255.255.255\"]".into(),
+            )],
+        },
+        vec![("SLCP_PEERS".to_string(), "[\"10.1.2.3\"]".to_string())],
+    )
+    .unwrap();
+    assert_eq!(l.config.broadcast.len(), 2);
+    assert_eq!(l.config.peers, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+}

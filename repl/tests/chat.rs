@@ -677,3 +677,66 @@ fn a_second_discovery_on_the_host_is_refused_unless_shared() {
     let _ = shared.wait();
     assert!(ready.is_some_and(|l| l.starts_with("discovery listening on UDP port")));
 }
+
+#[test]
+fn wait_waits_for_what_comes_after_the_command_before_it() {
+    let mut lan = Lan::new("history = false");
+    lan.start_all(&["alice", "bob"]);
+    let mut b = lan.ipc("bob");
+    assert!(b.wait_peers(&["alice"], 2 * S));
+    // An old message from bob is waiting for alice's next prompt.
+    b.cmd("MSG alice an hour ago").unwrap();
+    let cfg = lan.user("alice").config.to_str().unwrap().to_string();
+    // README's script: bob does not answer, so WAIT must not take the old message.
+    let out = lan.run_script(
+        &["repl", "--config", &cfg],
+        "MSG bob ping\nWAIT message bob 1\n",
+        10 * S,
+    );
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("WAIT: no message event for bob within 1s"),
+        "{}",
+        text(&out.stderr)
+    );
+    // bob answers while MSG runs or after: WAIT takes the answer.
+    assert!(
+        b.wait_event(2 * S, |e| matches!(e, Event::Message { text, .. } if text == "ping"))
+            .is_some()
+    );
+    b.events.clear();
+    let waiter = lan.script_thread(
+        &["repl", "--config", &cfg],
+        "MSG bob ping\nWAIT message bob 5\n",
+        10 * S,
+    );
+    assert!(
+        b.wait_event(
+            5 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "ping")
+        )
+        .is_some()
+    );
+    b.cmd("MSG alice pong").unwrap();
+    let out = waiter.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // HELP knows the prompt's own commands and PLUGINS; an endless line is one clear error.
+    let out = lan.run_script(
+        &["repl", "--config", &cfg],
+        &format!(
+            "HELP WAIT\nHELP DOCTOR\nHELP PLUGINS\nMSG bob {}\n",
+            "x".repeat(2 << 20)
+        ),
+        10 * S,
+    );
+    let o = text(&out.stdout);
+    assert!(o.lines().any(|l| l.starts_with("WAIT <message")), "{o}");
+    assert!(o.lines().any(|l| l.starts_with("DOCTOR ")), "{o}");
+    assert!(o.lines().any(|l| l.starts_with("PLUGINS ")), "{o}");
+    let e = text(&out.stderr);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("a command line of 2097160 bytes is over the limit of 65536"),
+        "{e}"
+    );
+}

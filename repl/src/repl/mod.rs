@@ -26,6 +26,9 @@ use slcp_core::render::render;
 /// How long the client may stay silent about a command before the prompt gives up on it (a
 /// transfer reports progress, which restarts the wait, so a long IMG is no reason).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest command line sent to the client (its IPC limit is 1 MiB; a message is at most
+/// one 512-byte datagram, or a few when split).
+const MAX_COMMAND: usize = 64 * 1024;
 /// Events kept for WAIT.
 const EVENT_QUEUE: usize = 10_000;
 
@@ -57,7 +60,8 @@ use print::Printer;
 struct Shared {
     peers: Mutex<BTreeSet<String>>,
     handle: Mutex<String>,
-    events: Mutex<VecDeque<Event>>,
+    /// Events with the time they happened (ms), for WAIT.
+    events: Mutex<VecDeque<(Event, u64)>>,
     arrived: Condvar,
     /// stdout was closed by the reader of our output: stop writing, end quietly.
     stdout_closed: AtomicBool,
@@ -127,7 +131,7 @@ fn reader_thread(
                 if q.len() >= EVENT_QUEUE {
                     q.pop_front();
                 }
-                q.push_back(event);
+                q.push_back((event, at));
                 shared.arrived.notify_all();
             }
             ServerMsg::Hello { .. } | ServerMsg::Denied { .. } => {}
@@ -165,6 +169,7 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode
         shared: shared.clone(),
         next_id: 1_000_000,
         commands,
+        mark: 0,
     };
     if interactive {
         interactive_loop(&mut session, reader, tx, cfg)
@@ -182,6 +187,8 @@ struct Session {
     shared: Arc<Shared>,
     next_id: u64,
     commands: Vec<CommandInfo>,
+    /// When the last command other than WAIT started (ms since the Unix epoch).
+    mark: u64,
 }
 
 /// What running one line led to.
@@ -216,6 +223,21 @@ impl Session {
                 Step::Failed
             };
         }
+        if line.len() > MAX_COMMAND {
+            eprintln!(
+                "error: a command line of {} bytes is over the limit of {MAX_COMMAND}; a message must fit one line",
+                line.len()
+            );
+            return Step::Failed;
+        }
+        if word == "HELP"
+            && let Some(c) = local_commands()
+                .into_iter()
+                .find(|c| c.word == rest.trim_start_matches('/').to_ascii_uppercase())
+        {
+            self.print(&format!("{}  {}", c.usage, c.help));
+            return Step::Ok;
+        }
         if word == "WAIT" {
             return match self.wait(rest) {
                 Ok(()) => Step::Ok,
@@ -225,6 +247,10 @@ impl Session {
                 }
             };
         }
+        // WAIT looks at what happened since the command before it started, not at older events
+        // (a reply that arrives while this command runs still counts; a message kept from an
+        // hour ago does not, whenever it reaches the prompt).
+        self.mark = slcp_core::client::history::now_ms();
         let step = self.send(line);
         if matches!(step, Step::Ok) && word == "HELP" && rest.is_empty() {
             for c in local_commands() {
@@ -317,8 +343,10 @@ impl Session {
                 if self.shared.peers.lock().unwrap().contains(h) {
                     return Ok(());
                 }
-            } else if let Some(i) = q.iter().position(|e| {
-                e.kind() == kind && handle.as_deref().is_none_or(|h| e.handle() == Some(h))
+            } else if let Some(i) = q.iter().position(|(e, at)| {
+                *at >= self.mark
+                    && e.kind() == kind
+                    && handle.as_deref().is_none_or(|h| e.handle() == Some(h))
             }) {
                 q.drain(..=i);
                 return Ok(());

@@ -54,6 +54,12 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
             &[ArgKind::Text],
         ),
         c(
+            "PLUGINS",
+            "PLUGINS",
+            "the plugins that loaded (built in or from which file), and the files that did not",
+            &[],
+        ),
+        c(
             "HISTORY",
             "HISTORY [handle] [n]",
             "the conversations and their unread messages, or the last n messages with someone",
@@ -292,7 +298,7 @@ impl Chat {
                 conn,
                 id,
                 Err(format!(
-                    "message too long: {e}; send it in parts (at most {} plain characters fit)",
+                    "message too long: {e}; at most {} bytes of text fit (a plain letter is 1 byte, ä 2, most emoji 4)",
                     codec::max_plain_text(&self.me)
                 )),
             );
