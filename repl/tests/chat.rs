@@ -701,8 +701,11 @@ fn wait_waits_for_what_comes_after_the_command_before_it() {
     );
     // bob answers while MSG runs or after: WAIT takes the answer.
     assert!(
-        b.wait_event(2 * S, |e| matches!(e, Event::Message { text, .. } if text == "ping"))
-            .is_some()
+        b.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "ping")
+        )
+        .is_some()
     );
     b.events.clear();
     let waiter = lan.script_thread(
@@ -738,5 +741,51 @@ fn wait_waits_for_what_comes_after_the_command_before_it() {
     assert!(
         e.contains("a command line of 2097160 bytes is over the limit of 65536"),
         "{e}"
+    );
+}
+
+#[test]
+fn handle_is_a_rename_for_peers_is_saved_and_the_next_prompt_finds_the_client() {
+    let mut lan = Lan::new("");
+    lan.start_all(&["alice", "bob"]);
+    let (mut a, mut b) = lan.pair("alice", "bob");
+    let mut a2 = lan.ipc("alice");
+    assert_eq!(
+        a.cmd("HANDLE alicia").unwrap(),
+        vec!["you are now alicia (were alice)"]
+    );
+    b.expect_event(
+        2 * S,
+        Event::Rename {
+            from: "alice".into(),
+            to: "alicia".into(),
+        },
+    );
+    assert!(!b.events.iter().any(|e| matches!(e, Event::Leave { .. })));
+    // The other prompt hears of it once; the one that asked got the reply only.
+    a2.expect_event(
+        2 * S,
+        Event::Handle {
+            handle: "alicia".into(),
+        },
+    );
+    assert!(
+        a.wait_event(S / 2, |e| matches!(e, Event::Handle { .. }))
+            .is_none()
+    );
+    // Saved, comments and all, and the next `slcp repl` with that config attaches to it.
+    let cfg = lan.user("alice").config.clone();
+    let saved = std::fs::read_to_string(&cfg).unwrap();
+    assert!(saved.contains("handle = \"alicia\""), "{saved}");
+    let out = lan.run_script(
+        &["repl", "--config", cfg.to_str().unwrap()],
+        "STATUS\n",
+        10 * S,
+    );
+    assert!(
+        text(&out.stdout).starts_with("handle    alicia\n"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
     );
 }

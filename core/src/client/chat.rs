@@ -139,6 +139,8 @@ pub enum To {
     All,
     /// One REPL.
     Conn(ConnId),
+    /// Every attached REPL but one.
+    AllBut(ConnId),
 }
 
 /// What the shell must do after a call into [`Chat`].
@@ -160,6 +162,8 @@ pub struct Outbox {
     pub img_announced: Vec<(SocketAddr, String, u64)>,
     /// What to write to or ask of the history database.
     pub history: Vec<HistoryOp>,
+    /// Config keys to save in the config file: (key, value in TOML).
+    pub persist: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ pub mod transfer;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -151,7 +151,7 @@ pub fn run(
     info.write(&opts.runtime_file)
         .map_err(io_err(format!("writing {}", opts.runtime_file.display())))?;
     // Whatever happens from here, the runtime file must not outlive us.
-    let _guard = RemoveOnDrop(opts.runtime_file.clone());
+    let mut runtime_file = RemoveOnDrop(opts.runtime_file.clone());
 
     let poll = Poll::new().map_err(io_err("creating the poll"))?;
     if let Err(e) = net::enable_bounces(&udp_std) {
@@ -206,6 +206,7 @@ pub fn run(
     };
     let now = Instant::now();
     let mut chat = Chat::new(settings, now);
+    let mut current_handle = chat.handle().clone();
     chat.set_wall(history::now_ms());
     if let Some(e) = history_off {
         chat.report(format!("the history is off: {e}"));
@@ -313,6 +314,20 @@ pub fn run(
         shell.sweep_unauthed(&mut chat, now);
         shell.run_transfers(&mut chat, now);
         shell.flush(&mut chat);
+        if chat.handle() != &current_handle {
+            // Prompts find this client by the handle in the runtime file's name.
+            current_handle = chat.handle().clone();
+            let dir = runtime_file
+                .0
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let moved = RuntimeInfo::path(&dir, current_handle.as_str());
+            match std::fs::rename(&runtime_file.0, &moved) {
+                Ok(()) => runtime_file.0 = moved,
+                Err(e) => warn!("moving {}: {e}", runtime_file.0.display()),
+            }
+        }
         quit |= chat.out.quit;
     }
     chat.shutdown();
@@ -556,6 +571,11 @@ impl Shell {
     fn flush(&mut self, chat: &mut Chat) {
         self.plugin_work(chat);
         history::apply(&mut self.history, chat);
+        for (key, value) in std::mem::take(&mut chat.out.persist) {
+            if let Err(e) = (self.setup.persist)(&key, &value) {
+                chat.report(format!("{key} not saved in the config file: {e}"));
+            }
+        }
         let now = Instant::now();
         for (addr, bytes) in std::mem::take(&mut chat.out.tcp) {
             self.transfers
@@ -601,6 +621,7 @@ impl Shell {
                 let hit = match to {
                     To::All => c.authed,
                     To::Conn(x) => x == *id as ConnId,
+                    To::AllBut(x) => c.authed && x != *id as ConnId,
                 };
                 if hit {
                     c.wbuf.extend_from_slice(&line);

@@ -4,8 +4,9 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use super::{Chat, ConnId, HistoryOp, HistoryQuery, Pending, PendingCmd, State};
+use super::{Chat, ConnId, HistoryOp, HistoryQuery, Pending, PendingCmd, State, To};
 use crate::codec::{self, Handle, Message};
+use crate::ipc::ServerMsg;
 use crate::ipc::{ArgKind, CommandInfo, Event};
 use crate::plugin::PluginEvent;
 use crate::render;
@@ -253,7 +254,7 @@ impl Chat {
                     Err(why)
                 }
             },
-            Pending::Rename { new } => self.rename(now, new),
+            Pending::Rename { new } => self.rename(now, p.conn, new),
         };
         self.reply(p.conn, p.id, r);
     }
@@ -392,7 +393,12 @@ impl Chat {
         self.defer(now, conn, id, Pending::Rename { new });
     }
 
-    pub(super) fn rename(&mut self, now: Instant, new: Handle) -> Result<Vec<String>, String> {
+    pub(super) fn rename(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        new: Handle,
+    ) -> Result<Vec<String>, String> {
         if let Some(other) = self.peers.look_alike(&new) {
             return Err(format!(
                 "{new} looks like {other}, who is here; choose a handle people can tell apart"
@@ -406,17 +412,34 @@ impl Chat {
         }
         let old = std::mem::replace(&mut self.me, new.clone());
         let was = std::mem::replace(&mut self.state, State::Left);
+        if was != State::Left {
+            // The new handle from our address first: peers (and discoveries) that know us see a
+            // rename; the LEAVE after it is for those that do not.
+            self.join(now);
+        }
         if was == State::Joined {
             self.announce(&Message::Leave {
                 handle: old.clone(),
             });
         }
-        if was != State::Left {
-            self.join(now);
-        }
-        self.event(Event::Handle {
-            handle: new.to_string(),
-        });
+        // The other prompts hear of it; this one gets the reply below.
+        self.out.ipc.push((
+            To::AllBut(conn),
+            ServerMsg::Event {
+                event: Event::Handle {
+                    handle: new.to_string(),
+                },
+                at: self.wall,
+            },
+        ));
+        self.out
+            .plugin_events
+            .push(PluginEvent::Chat(Event::Handle {
+                handle: new.to_string(),
+            }));
+        self.out
+            .persist
+            .push(("handle".into(), toml_quote(new.as_str())));
         Ok(vec![format!("you are now {new} (were {old})")])
     }
 
@@ -506,4 +529,19 @@ impl Chat {
             .map(|c| format!("{:w$}  {}", c.usage, c.help))
             .collect())
     }
+}
+
+/// `s` as a TOML basic string.
+fn toml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

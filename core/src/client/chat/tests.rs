@@ -363,8 +363,9 @@ fn a_clash_is_reported_and_handle_change_is_checked() {
 }
 
 #[test]
-fn handle_change_leaves_the_old_and_joins_the_new() {
+fn handle_change_joins_the_new_then_leaves_the_old_and_is_saved() {
     let (mut c, t0) = started("alice");
+    c.attach(2, false);
     c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     sent(&mut c);
     ipc(&mut c);
@@ -372,17 +373,44 @@ fn handle_change_leaves_the_old_and_joins_the_new() {
     sent(&mut c);
     c.tick(t0 + Duration::from_millis(300));
     let out = sent(&mut c);
+    // The new handle from our address first (peers that know us see a rename), then the LEAVE
+    // for those that do not.
     assert_eq!(
         out.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
         vec![
-            "LEAVE alice\n",
-            "LEAVE alice\n",
             "JOIN ally 5000\n",
             "JOIN ally 5000\n",
-            "WHO\n"
+            "WHO\n",
+            "LEAVE alice\n",
+            "LEAVE alice\n"
         ]
     );
     assert_eq!(c.handle().as_str(), "ally");
+    assert_eq!(
+        c.out.persist,
+        vec![("handle".to_string(), "\"ally\"".to_string())]
+    );
+    // The prompt that asked gets the reply; only the other one gets the event.
+    let msgs = ipc(&mut c);
+    assert!(
+        msgs.iter()
+            .any(|(to, m)| *to == To::Conn(1) && matches!(m, ServerMsg::Reply { .. }))
+    );
+    assert!(msgs.iter().any(|(to, m)| *to == To::AllBut(1)
+        && matches!(
+            m,
+            ServerMsg::Event {
+                event: Event::Handle { .. },
+                ..
+            }
+        )));
+    // A peer that sees our JOIN from the same address takes it as a rename.
+    let (mut bob, t1) = started("bob");
+    bob.datagram(t1, addr("127.0.0.1:5000"), b"JOIN alice 5000\n");
+    events(&mut bob);
+    bob.datagram(t1, addr("127.0.0.1:5000"), b"JOIN ally 5000\n");
+    bob.datagram(t1, addr("127.0.0.1:5000"), b"LEAVE alice\n");
+    assert_eq!(events(&mut bob), vec!["rename alice ally"]);
 }
 
 #[test]
