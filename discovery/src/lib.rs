@@ -42,19 +42,24 @@ pub enum DiscoveryError {
         "a discovery service already runs on this host (TCP 127.0.0.1:{0} is taken); stop it first, or pass --share to run beside it"
     )]
     AlreadyRunning(u16),
+    /// Another program (not a discovery) holds the UDP port.
+    #[error(
+        "UDP port {0} is taken by another program (no slcp discovery holds it); stop that program (`ss -ulpn sport = :{0}` shows which), or pick another whoisport for every host of the LAN"
+    )]
+    UdpTaken(u16),
     /// The OS refused something.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DiscoveryError {
     let what = what.into();
-    move |source| DiscoveryError::Io { what, source }
+    move |cause| DiscoveryError::Io { what, cause }
 }
 
 const UDP: Token = Token(0);
@@ -75,8 +80,13 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
             ));
         }
     };
-    let udp = net::bind_udp(opts.whoisport, true)
-        .map_err(io_err(format!("binding UDP port {}", opts.whoisport)))?;
+    let udp = net::bind_udp(opts.whoisport, true).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            DiscoveryError::UdpTaken(opts.whoisport)
+        } else {
+            io_err(format!("binding UDP port {}", opts.whoisport))(e)
+        }
+    })?;
     if let Err(e) = net::enable_bounces(&udp) {
         warn!("closed ports of users will go unnoticed: {e}");
     }

@@ -5,13 +5,20 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use slcp_config::{Config, ConfigError, Loaded, Overrides};
 
-/// slcp: serverless chat for a local network.
-///
-/// With no subcommand, slcp makes sure this host's discovery service and your client run
-/// (starting them in the background when they do not) and opens the chat prompt. When standard
-/// input is not a terminal, the lines read from it are run as commands, one after the other.
+/// What `slcp -h` and `slcp --help` both say first.
+const ABOUT: &str = "slcp: serverless chat for a local network.
+
+With no subcommand, slcp makes sure this host's discovery service and your client run (starting them in the background when they do not) and opens the chat prompt. When standard input is not a terminal, the lines read from it are run as commands, one after the other.";
+
+/// The command line of `slcp`.
 #[derive(Debug, Parser)]
-#[command(name = "slcp", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "slcp",
+    version,
+    about = ABOUT,
+    long_about = None,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Read this config file instead of the default one
     #[arg(long, global = true, value_name = "FILE", env = "SLCP_CONFIG")]
@@ -65,9 +72,33 @@ pub enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// Print a completion script for a shell (e.g. `slcp completions bash > ~/.local/share/bash-completion/completions/slcp`)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (e.g. `slcp man > ~/.local/share/man/man1/slcp.1`)
+    Man,
 }
 
 impl Cli {
+    /// `slcp` with the options that pick this user (`--config`, `--handle`, ...), as a hint to
+    /// type: `slcp --config alice.toml repl`.
+    pub fn again(&self, sub: &str) -> String {
+        let mut words = vec!["slcp".to_string()];
+        for a in self.config_args() {
+            if a.starts_with('-') || !a.contains([' ', '"', '\'', '$']) {
+                words.push(a);
+            } else {
+                words.push(format!("'{}'", a.replace('\'', "'\\''")));
+            }
+        }
+        if !sub.is_empty() {
+            words.push(sub.to_string());
+        }
+        words.join(" ")
+    }
+
     /// The global options again, for starting another part with the same config.
     pub fn config_args(&self) -> Vec<String> {
         let mut a = Vec::new();

@@ -77,8 +77,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     _ => 0,
                 };
                 bail!(
-                    "a client for {} already runs (port {port}); `slcp repl` attaches to it",
-                    c.handle
+                    "a client for {} already runs (port {port}); `{}` attaches to it",
+                    c.handle,
+                    cli.again("repl")
                 );
             }
             let opts = slcp_core::client::Options {
@@ -136,6 +137,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "slcp", &mut out);
+            print_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            print_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Plugins) => {
             let Loaded { config: c, .. } = cli.load_config()?;
             let (on, _) = bundled::enabled(&c.bundled);
@@ -157,12 +172,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     c.handle
                 )
             })?;
-            repl::run(client, hello, &c)
+            repl::run(client, hello, &c, &cli.again(""))
         }
         None => {
             let Loaded { config: c, .. } = cli.load_config()?;
             let (client, hello) = launcher::ensure_running(&cli, &c)?;
-            repl::run(client, hello, &c)
+            repl::run(client, hello, &c, &cli.again(""))
         }
     }
 }

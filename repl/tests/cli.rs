@@ -88,3 +88,24 @@ fn broken_config_is_one_line_and_exit_1() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("# whoisport = 4000"));
 }
+
+#[test]
+fn help_is_one_text_and_completions_and_the_manual_are_generated() {
+    let home = tempfile::tempdir().unwrap();
+    let short = slcp(&["-h"], home.path());
+    let long = slcp(&["--help"], home.path());
+    assert_eq!(text(&short.stdout), text(&long.stdout));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = slcp(&["completions", shell], home.path());
+        assert!(out.status.success(), "{shell}");
+        let script = text(&out.stdout);
+        assert!(
+            script.contains("discovery") && script.contains("config"),
+            "{shell}"
+        );
+    }
+    let man = slcp(&["man"], home.path());
+    assert!(text(&man.stdout).starts_with(".ie") || text(&man.stdout).contains(".TH slcp 1"));
+    let out = slcp(&["completions", "nosuchshell"], home.path());
+    assert!(!out.status.success());
+}

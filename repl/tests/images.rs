@@ -501,6 +501,12 @@ fn an_unwritable_imagepath_is_reported_on_both_sides() {
     lan.start_client("bob");
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
+    // bob hears of it when his client starts, before any image comes.
+    let early = b.wait_event(2 * S, |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&early, Some(Event::Error { text }) if text.contains("is not writable") && text.contains("set imagepath")),
+        "{early:?}"
+    );
     assert!(a.wait_peers(&["bob"], 2 * S));
     let f = make_file(lan.home(), "p.png", b"\x89PNG", 300_000);
     let e = a.cmd(&format!("IMG bob {}", f.display())).unwrap_err();

@@ -114,18 +114,18 @@ pub enum ClientError {
     #[error(transparent)]
     Bind(#[from] net::BindError),
     /// Anything else from the OS.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
     let what = what.into();
-    move |source| ClientError::Io { what, source }
+    move |cause| ClientError::Io { what, cause }
 }
 
 /// Runs the client until QUIT, SIGINT or SIGTERM; `ready` is called once it listens and the
@@ -210,6 +210,11 @@ pub fn run(
     chat.set_wall(history::now_ms());
     if let Some(e) = history_off {
         chat.report(format!("the history is off: {e}"));
+    }
+    // Said now, not when the first image arrives (and is refused for it).
+    if let Err(e) = transfer::check_imagepath(&opts.imagepath) {
+        warn!("{e}");
+        chat.report(e);
     }
     let dirs = std::mem::take(&mut setup.dirs);
     let bundled = std::mem::take(&mut setup.bundled);

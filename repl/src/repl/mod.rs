@@ -140,7 +140,9 @@ fn reader_thread(
 }
 
 /// Runs the prompt on an attached client until QUIT, end of input, or the client going away.
-pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode> {
+/// Runs the prompt on an attached client; `again` is the command that attaches again (with the
+/// user's `--config` and the like), for the hints.
+pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config, again: &str) -> Result<ExitCode> {
     let ServerMsg::Hello {
         handle,
         peers,
@@ -170,9 +172,10 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config) -> Result<ExitCode
         next_id: 1_000_000,
         commands,
         mark: 0,
+        again: again.to_string(),
     };
     if interactive {
-        interactive_loop(&mut session, reader, tx, cfg)
+        interactive_loop(&mut session, reader, tx, cfg, again)
     } else {
         let s = shared.clone();
         std::thread::spawn(move || reader_thread(reader, s, Printer::Piped, tx));
@@ -189,6 +192,8 @@ struct Session {
     commands: Vec<CommandInfo>,
     /// When the last command other than WAIT started (ms since the Unix epoch).
     mark: u64,
+    /// The command that attaches again (with the user's options), for the hints.
+    again: String,
 }
 
 /// What running one line led to.
@@ -361,8 +366,8 @@ impl Session {
     }
 }
 
-fn lost(why: &str) -> ExitCode {
-    eprintln!("error: lost the client ({why}); start it again with `slcp`");
+fn lost(why: &str, again: &str) -> ExitCode {
+    eprintln!("error: lost the client ({why}); start it again with `{again}`");
     ExitCode::FAILURE
 }
 
@@ -381,7 +386,7 @@ fn piped_loop(s: &mut Session) -> Result<ExitCode> {
             Step::Ok => {}
             Step::Failed => failed = true,
             Step::Quit => break,
-            Step::Lost(why) => return Ok(lost(&why)),
+            Step::Lost(why) => return Ok(lost(&why, &s.again)),
         }
         if s.shared.stdout_closed.load(Ordering::Relaxed) {
             break;
@@ -403,6 +408,7 @@ fn interactive_loop(
     reader: IpcReader,
     tx: mpsc::Sender<Outcome>,
     cfg: &Config,
+    again: &str,
 ) -> Result<ExitCode> {
     let rl_cfg = RlConfig::builder()
         .max_history_size(cfg.history_size)?
@@ -441,12 +447,12 @@ fn interactive_loop(
             Ok(line) => match s.line(&line) {
                 Step::Ok | Step::Failed => {}
                 Step::Quit => break ExitCode::SUCCESS,
-                Step::Lost(why) => break lost(&why),
+                Step::Lost(why) => break lost(&why, again),
             },
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => {
                 println!(
-                    "detached; your client keeps running (`slcp` attaches again, QUIT stops it)"
+                    "detached; your client keeps running (`{again}` attaches again, QUIT stops it)"
                 );
                 break ExitCode::SUCCESS;
             }

@@ -257,6 +257,12 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `12.0 MiB of 200.0 MiB, 6%`: how far a transfer got, for people.
+pub fn progress_of(done: u64, size: u64) -> String {
+    let pct = (done * 100).checked_div(size).unwrap_or(100);
+    format!("{} of {}, {pct}%", human_bytes(done), human_bytes(size))
+}
+
 /// The reason of an I/O error, with the cases a user can act on spelled out.
 fn io_reason(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -493,8 +499,11 @@ impl Transfers {
                 });
             } else {
                 let why = format!(
-                    "stalled for {:?} after {} of {} bytes",
-                    self.timeout, s.sent, s.size
+                    "stalled for {:?} after {} of {} bytes ({})",
+                    self.timeout,
+                    s.sent,
+                    s.size,
+                    progress_of(s.sent, s.size)
                 );
                 out.push(self.fail_send(id, registry, why));
             }
@@ -512,7 +521,12 @@ impl Transfers {
                 continue;
             }
             let why = match &self.recvs[&id].body {
-                Some(b) => format!("stalled after {} of {} bytes", b.received, b.size),
+                Some(b) => format!(
+                    "stalled after {} of {} bytes ({})",
+                    b.received,
+                    b.size,
+                    progress_of(b.received, b.size)
+                ),
                 None => "no IMG header arrived".into(),
             };
             out.push(self.abort_recv(id, registry, &why));
@@ -579,6 +593,26 @@ mod send;
 pub use names::looks_like_file_name;
 use names::{header_end, is_img, is_safe_name, is_text, place};
 use quota::Quota;
+
+/// Whether received images can be saved in `dir` (created 0700 when missing): the error says
+/// which folder and why, and what to do.
+pub fn check_imagepath(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let probe = dir.join(format!(".slcp-probe-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|_| std::fs::write(&probe, b""))
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "imagepath {} is not writable ({}): images sent to you will be refused until it is; fix it or set imagepath",
+                dir.display(),
+                io_reason(&e)
+            )
+        })
+}
 
 /// Removes the temporary files a killed client left in `dir` (those of a client that still runs,
 /// sharing the folder, are left alone).
