@@ -469,10 +469,12 @@ fn errors_a_user_can_act_on() {
     );
     assert!(e.contains("slcp discovery"), "{e}");
 
-    // Too long a text.
+    // Too long a text (over 99 datagrams of parts).
     lan.add_user("bob");
-    let e = a.cmd(&format!("MSG bob {}", "x".repeat(600))).unwrap_err();
-    assert!(e.contains("512 bytes"), "{e}");
+    let e = a
+        .cmd(&format!("MSG bob {}", "x".repeat(60_000)))
+        .unwrap_err();
+    assert!(e.contains("message too long: 60000 bytes"), "{e}");
 
     // A wrong IPC token is refused with a clear line.
     let info = lan.runtime("alice");

@@ -97,7 +97,7 @@ fn tab_completes_a_handle_and_messages_print_above_the_half_typed_line() {
     tmux.wait("t", t, |s| {
         s.contains("detached; your client keeps running")
     });
-    let history = std::fs::read_to_string(lan.home().join("state/slcp/history")).unwrap();
+    let history = std::fs::read_to_string(lan.home().join("state/slcp/history-alice")).unwrap();
     assert!(history.contains("msg bob hello half done"), "{history}");
     tmux.start("t2", &repl_command(&lan, "alice", "SLCP_BELL=true"));
     tmux.wait("t2", t, |s| s.contains("alice>"));
@@ -181,4 +181,32 @@ fn a_large_image_draws_a_progress_bar_that_gives_way_to_the_final_line() {
         !s.lines().any(is_bar),
         "the bar stayed after the final line:\n{s}"
     );
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_command_and_keeps_the_prompt_and_its_history() {
+    let mut lan = Lan::new("bell = false");
+    lan.start_all(&["alice", "bob"]);
+    let t = Duration::from_secs(10);
+    let tmux = Tmux::new("ctrlc");
+    tmux.start("c", &repl_command(&lan, "alice", ""));
+    tmux.wait("c", t, |s| s.contains("alice>"));
+    tmux.keys("c", &["WAIT message bob 60", "Enter"]);
+    tmux.wait("c", t, |s| s.contains("alice> WAIT message bob 60"));
+    let started = Instant::now();
+    tmux.keys("c", &["C-c"]);
+    // (The terminal echoes ^C in front of the line.)
+    tmux.wait("c", t, |s| {
+        let l: Vec<&str> = s.lines().collect();
+        l.iter()
+            .position(|l| l.contains("error: WAIT cancelled"))
+            .is_some_and(|i| l[i + 1..].iter().any(|l| l.trim_end() == "alice>"))
+    });
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The line was written to this handle's history when it was entered.
+    let history = std::fs::read_to_string(lan.home().join("state/slcp/history-alice")).unwrap();
+    assert!(history.contains("WAIT message bob 60"), "{history}");
+    // The prompt is alive and works.
+    tmux.keys("c", &["STATUS", "Enter"]);
+    tmux.wait("c", t, |s| s.contains("handle    alice"));
 }

@@ -205,6 +205,8 @@ pub struct Chat {
     flag_writers: BTreeSet<IpAddr>,
     /// When we last asked WHO: KNOWUSERS from a non-discovery is believed only soon after.
     last_who: Option<Instant>,
+    /// Long texts arriving in parts.
+    parts: parts::Parts,
     /// Greetings we may still send this second (a flood of new peers is not reflected).
     greet_budget: (Instant, u32),
     pending: HashMap<u64, PendingCmd>,
@@ -245,6 +247,7 @@ impl Chat {
             flag_writers: BTreeSet::new(),
             last_who: None,
             greet_budget: (now, GREETS_PER_SEC),
+            parts: parts::Parts::default(),
             pending: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_pending: 0,
@@ -455,6 +458,9 @@ impl Chat {
         if let Some(d) = self.peers.next_deadline() {
             t = t.min(d);
         }
+        if let Some(d) = self.parts.next_deadline() {
+            t = t.min(d);
+        }
         t
     }
 
@@ -470,6 +476,10 @@ impl Chat {
             self.close_round();
             self.ask_who(now);
             self.next_heartbeat = now + self.s.heartbeat;
+        }
+        for (from, text) in self.parts.expired(now) {
+            // The rest never came: what did is shown as it came.
+            self.deliver(from.to_string(), text, "received");
         }
         for w in self.peers.probes_expired(now) {
             // The holder did not bounce the probe: it is alive, and keeps its handle.
@@ -684,6 +694,7 @@ impl Chat {
 }
 
 mod commands;
+mod parts;
 pub use commands::builtin_commands;
 use commands::minutes;
 #[cfg(test)]

@@ -210,3 +210,73 @@ pub fn encode_knowusers_for(entries: &[UserEntry], forms: &Forms) -> Vec<Vec<u8>
     out.push(cur.into_bytes());
     out
 }
+
+/// At most this many parts for one long text.
+pub const MAX_PARTS: usize = 99;
+
+/// Splits a text too long for one MSG into parts `(1/n) ...`, `(2/n) ...`, each of which fits
+/// one datagram from `from` to `to` in `forms`; on character boundaries, at a blank when one is
+/// near. `None` when it would take more than [`MAX_PARTS`].
+pub fn split_text(from: &Handle, to: &Handle, text: &str, forms: &Forms) -> Option<Vec<String>> {
+    let fits = |s: &str| encode_msg(from, to, s, forms).is_some();
+    // Room for the text: a datagram minus the rest of the line and the longest prefix, and
+    // minus the quotes a peer that quotes (or a line break) needs; escapes are counted below.
+    let handle = from.as_str().len().max(to.as_str().len());
+    let room = MAX_SEND.saturating_sub(4 + handle + 1 + 1 + "(99/99) ".len() + 2);
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let cost = match c {
+            '"' | '\\' | '\n' => 2,
+            c => c.len_utf8(),
+        };
+        if used + cost > room {
+            // Break at the last blank of the part's last fifth, if there is one.
+            let cut = cur
+                .char_indices()
+                .rfind(|(i, ch)| *ch == ' ' && *i > cur.len() * 4 / 5)
+                .map(|(i, _)| i + 1)
+                .unwrap_or(cur.len());
+            let rest = cur.split_off(cut);
+            parts.push(std::mem::replace(&mut cur, rest));
+            used = cur
+                .chars()
+                .map(|c| {
+                    if matches!(c, '"' | '\\' | '\n') {
+                        2
+                    } else {
+                        c.len_utf8()
+                    }
+                })
+                .sum();
+            if parts.len() >= MAX_PARTS {
+                return None;
+            }
+        }
+        cur.push(c);
+        used += cost;
+    }
+    parts.push(cur);
+    let n = parts.len();
+    let out: Vec<String> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| format!("({}/{n}) {p}", i + 1))
+        .collect();
+    out.iter().all(|p| fits(p)).then_some(out)
+}
+
+/// `(k/n) rest` of a split text: (k, n, rest), with 1 <= k <= n and 2 <= n <= [`MAX_PARTS`].
+pub fn part_of(text: &str) -> Option<(usize, usize, &str)> {
+    let inner = text.strip_prefix('(')?;
+    let (k, r) = inner.split_once('/')?;
+    let (n, rest) = r.split_once(") ")?;
+    let all_digits =
+        |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(k) || !all_digits(n) {
+        return None;
+    }
+    let (k, n) = (k.parse().ok()?, n.parse().ok()?);
+    ((1..=n).contains(&k) && (2..=MAX_PARTS).contains(&n)).then_some((k, n, rest))
+}

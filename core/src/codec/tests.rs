@@ -481,3 +481,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn long_texts_split_into_numbered_parts_that_each_fit_and_rejoin() {
+    let (me, to) = (h("alice"), h("bob"));
+    for text in [
+        "ä".repeat(700),
+        "word ".repeat(300),
+        "🚀\"quoted\"\n".repeat(120),
+        "x".repeat(2000),
+    ] {
+        for forms in [
+            Forms::default(),
+            Forms::parse(["quoted", "recipient"]).unwrap(),
+        ] {
+            let parts = split_text(&me, &to, &text, &forms).unwrap();
+            assert!(parts.len() >= 2);
+            let mut joined = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                assert!(encode_msg(&me, &to, p, &forms).unwrap().len() <= MAX_SEND);
+                let (k, n, rest) = part_of(p).unwrap();
+                assert_eq!((k, n), (i + 1, parts.len()));
+                joined.push_str(rest);
+            }
+            assert_eq!(joined, text);
+        }
+    }
+    assert!(split_text(&me, &to, &"x".repeat(60_000), &Forms::default()).is_none());
+    for not_a_part in [
+        "(1/1) x",
+        "(0/2) x",
+        "(3/2) x",
+        "(1/2)x",
+        "(a/2) x",
+        "(1/100) x",
+    ] {
+        assert_eq!(part_of(not_a_part), None, "{not_a_part}");
+    }
+}

@@ -60,6 +60,9 @@ use print::Printer;
 struct Shared {
     peers: Mutex<BTreeSet<String>>,
     handle: Mutex<String>,
+    /// Ctrl-C was pressed while a command ran (set by the SIGINT handler of an interactive
+    /// prompt; rustyline reads Ctrl-C as a key while it edits a line).
+    interrupted: Arc<AtomicBool>,
     /// Events with the time they happened (ms), for WAIT.
     events: Mutex<VecDeque<(Event, u64)>>,
     arrived: Condvar,
@@ -155,6 +158,7 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config, again: &str) -> Re
     let shared = Arc::new(Shared {
         peers: Mutex::new(peers.into_iter().collect()),
         handle: Mutex::new(handle),
+        interrupted: Arc::new(AtomicBool::new(false)),
         events: Mutex::new(VecDeque::new()),
         arrived: Condvar::new(),
         stdout_closed: AtomicBool::new(false),
@@ -286,16 +290,21 @@ impl Session {
         }
         let mut deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
-            match self
-                .done
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            if self.shared.interrupted.swap(false, Ordering::Relaxed) {
+                eprintln!("cancelled (the client may still finish it)");
+                return Step::Failed;
+            }
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            match self.done.recv_timeout(slice) {
                 Ok(Outcome::Done { id: got, ok }) if got == id => {
                     return if ok { Step::Ok } else { Step::Failed };
                 }
                 Ok(Outcome::Done { .. }) => continue,
                 Ok(Outcome::Working) => deadline = Instant::now() + REPLY_TIMEOUT,
                 Ok(Outcome::Closed(why)) => return Step::Lost(why),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(RecvTimeoutError::Timeout) => {
                     return Step::Lost(format!(
                         "the client did not answer within {REPLY_TIMEOUT:?}"
@@ -343,6 +352,9 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs_f64(secs);
         let mut q = self.shared.events.lock().unwrap();
         loop {
+            if self.shared.interrupted.swap(false, Ordering::Relaxed) {
+                return Err("WAIT cancelled".into());
+            }
             if kind == "peer" {
                 let h = handle.as_deref().unwrap_or_default();
                 if self.shared.peers.lock().unwrap().contains(h) {
@@ -361,7 +373,12 @@ impl Session {
                 let who = handle.map(|h| format!(" for {h}")).unwrap_or_default();
                 return Err(format!("WAIT: no {kind} event{who} within {secs}s"));
             }
-            q = self.shared.arrived.wait_timeout(q, left).unwrap().0;
+            q = self
+                .shared
+                .arrived
+                .wait_timeout(q, left.min(Duration::from_millis(100)))
+                .unwrap()
+                .0;
         }
     }
 }
@@ -399,8 +416,19 @@ fn piped_loop(s: &mut Session) -> Result<ExitCode> {
     })
 }
 
-fn history_file() -> PathBuf {
-    paths::state_dir().join("history")
+/// The prompt history of `handle`: `<state dir>/history-<handle>` (each handle its own).
+fn history_file(handle: &str) -> PathBuf {
+    let safe: String = handle
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c == '.' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    paths::state_dir().join(format!("history-{safe}"))
 }
 
 fn interactive_loop(
@@ -423,7 +451,10 @@ fn interactive_loop(
         commands: s.commands.clone(),
         files: FilenameCompleter::new(),
     }));
-    let history = history_file();
+    let history = history_file(&s.shared.handle.lock().unwrap());
+    // Ctrl-C between two prompts (while a command runs) cancels that command's wait; it never
+    // kills the prompt. While a line is edited, rustyline reads Ctrl-C as a key.
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, s.shared.interrupted.clone());
     if let Some(dir) = history.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -443,7 +474,14 @@ fn interactive_loop(
     );
     let code = loop {
         let prompt = format!("{}> ", s.shared.handle.lock().unwrap());
-        match rl.readline(&prompt) {
+        // A Ctrl-C counts for the command entered after this prompt, even pressed at once.
+        s.shared.interrupted.store(false, Ordering::Relaxed);
+        let read = rl.readline(&prompt);
+        // Written after every line: a killed prompt loses nothing typed before.
+        if let Err(e) = rl.append_history(&history) {
+            log::warn!("saving history to {}: {e}", history.display());
+        }
+        match read {
             Ok(line) => match s.line(&line) {
                 Step::Ok | Step::Failed => {}
                 Step::Quit => break ExitCode::SUCCESS,
@@ -462,8 +500,5 @@ fn interactive_loop(
             }
         }
     };
-    if let Err(e) = rl.append_history(&history) {
-        log::warn!("saving history to {}: {e}", history.display());
-    }
     Ok(code)
 }

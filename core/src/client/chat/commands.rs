@@ -290,17 +290,18 @@ impl Chat {
                 )),
             );
         }
-        let probe = Message::Msg {
-            handle: self.me.clone(),
-            text: text.clone(),
-        };
-        if let Err(e) = codec::encode(&probe) {
+        // Longer than one datagram: it goes in numbered parts, up to a limit.
+        if codec::split_text(&self.me, &to, &text, &codec::Forms::default()).is_none()
+            && codec::encode_msg(&self.me, &to, &text, &codec::Forms::default()).is_none()
+        {
             return self.reply(
                 conn,
                 id,
                 Err(format!(
-                    "message too long: {e}; at most {} bytes of text fit (a plain letter is 1 byte, ä 2, most emoji 4)",
-                    codec::max_plain_text(&self.me)
+                    "message too long: {} bytes; at most {} parts of about {} bytes each are sent",
+                    text.len(),
+                    codec::MAX_PARTS,
+                    codec::max_plain_text(&self.me) - 8
                 )),
             );
         }
@@ -331,20 +332,26 @@ impl Chat {
         }
         let me = self.me.clone();
         let p = self.peers.get_mut(to).ok_or_else(|| format!("{to} left"))?;
-        let b = codec::encode_msg(&me, to, text, &p.forms).ok_or_else(|| {
-            format!(
-                "message too long: over {} bytes on the wire for {to}",
-                codec::MAX_SEND
-            )
-        })?;
-        if p.forms.tcp {
-            self.out.tcp.push((p.addr, b));
-        } else {
-            // Kept in case the datagram bounces: a peer without UDP gets it again over TCP.
-            p.last_msg = Some(b.clone());
-            self.out.udp.push((p.addr, b));
+        let datagrams: Vec<Vec<u8>> = match codec::encode_msg(&me, to, text, &p.forms) {
+            Some(b) => vec![b],
+            // Over one datagram: numbered parts, on character boundaries (an slcp receiver
+            // shows them as one message again; others show the parts in order).
+            None => codec::split_text(&me, to, text, &p.forms)
+                .ok_or_else(|| format!("message too long for {to}: {} bytes", text.len()))?
+                .iter()
+                .filter_map(|part| codec::encode_msg(&me, to, part, &p.forms))
+                .collect(),
+        };
+        for b in datagrams {
+            if p.forms.tcp {
+                self.out.tcp.push((p.addr, b));
+            } else {
+                // Kept in case the datagram bounces: a peer without UDP gets it again over TCP.
+                p.last_msg = Some(b.clone());
+                self.out.udp.push((p.addr, b));
+            }
+            self.stats.messages_out += 1;
         }
-        self.stats.messages_out += 1;
         self.record(to.as_str(), false, "text", text, "sent");
         Ok(())
     }

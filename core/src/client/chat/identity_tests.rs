@@ -166,3 +166,32 @@ fn greetings_are_rate_limited_and_lists_are_bounded() {
     assert_eq!(greeted as u32, GREETS_PER_SEC);
     assert_eq!(c.peers().len(), 1024, "one list adds at most 1024 entries");
 }
+
+#[test]
+fn a_long_text_goes_in_parts_and_comes_back_whole() {
+    let (mut a, t0) = started("alice");
+    a.datagram(t0, addr("127.0.0.1:5001"), b"JOIN bob 5001\n");
+    sent(&mut a);
+    events(&mut a);
+    let long = "Grüße ".repeat(200).trim_end().to_string();
+    a.request(t0, 1, 1, &format!("MSG bob {long}"));
+    let out: Vec<String> = sent(&mut a).into_iter().map(|(_, d)| d).collect();
+    assert!(out.len() >= 3, "{out:?}");
+    assert!(
+        out.iter()
+            .all(|d| d.len() <= 512 && d.starts_with("MSG alice ("))
+    );
+    // bob (an slcp client) shows one message; a part that comes twice starts a new text and
+    // shows the unfinished one as it came; an unfinished one is shown after the wait.
+    let (mut b, t1) = started("bob");
+    b.datagram(t1, addr("127.0.0.1:5000"), b"JOIN alice 5000\n");
+    events(&mut b);
+    for d in &out {
+        b.datagram(t1, addr("127.0.0.1:5000"), d.as_bytes());
+    }
+    assert_eq!(events(&mut b), vec![format!("message alice {long}")]);
+    b.datagram(t1, addr("127.0.0.1:5000"), b"MSG alice (1/2) half\n");
+    assert!(events(&mut b).is_empty());
+    b.tick(t1 + Duration::from_secs(11));
+    assert_eq!(events(&mut b)[0], "message alice (1/2) half");
+}

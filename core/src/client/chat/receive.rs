@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::parts::Took;
 use super::{Chat, GREETS_PER_SEC, State};
 use crate::client::peers::{Claim, Peer};
 use crate::client::transfer::looks_like_file_name;
@@ -161,7 +162,7 @@ impl Chat {
             Message::Back { handle } => self.presence(now, &handle, src, false),
             Message::Msg { handle, text } => {
                 self.stats.messages_in += 1;
-                let from = match self.sender(&handle, src) {
+                match self.sender(&handle, src) {
                     Sender::Peer(h) => {
                         self.seen(now, &h, src, via, terminated);
                         let p = self.peers.get_mut(&h).expect("peer");
@@ -169,20 +170,25 @@ impl Chat {
                         if via == Transport::Udp {
                             p.forms.recipient = handle == self.me;
                         }
-                        h.to_string()
+                        // A part of a long text waits for the others.
+                        if let Some((k, n, rest)) = codec::part_of(&text) {
+                            let mut flushed = Vec::new();
+                            let took = self.parts.add(now, &h, k, n, rest, &mut flushed);
+                            for (f, t) in flushed {
+                                self.deliver(f.to_string(), t, "received");
+                            }
+                            if let Took::Whole(whole) = took {
+                                self.deliver(h.to_string(), whole, "received");
+                            }
+                            return;
+                        }
+                        self.deliver(h.to_string(), text, "received");
                     }
                     Sender::Unverified(s) => {
                         self.stats.refused += 1;
-                        s
+                        self.deliver(s, text, "unverified");
                     }
-                };
-                let outcome = if from.starts_with('?') {
-                    "unverified"
-                } else {
-                    "received"
-                };
-                self.record(&from, true, "text", &text, outcome);
-                self.event(Event::Message { from, text });
+                }
             }
             Message::Img { handle, size, .. } => match self.sender(&handle, src) {
                 Sender::Peer(h) => {
@@ -207,6 +213,12 @@ impl Chat {
                 }
             }
         }
+    }
+
+    /// A message for the prompts, the plugins and the history.
+    pub(super) fn deliver(&mut self, from: String, text: String, outcome: &str) {
+        self.record(&from, true, "text", &text, outcome);
+        self.event(Event::Message { from, text });
     }
 
     /// A sign of life from `h` at `src`; what it showed of its forms.
