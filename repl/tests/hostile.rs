@@ -93,9 +93,12 @@ fn foreign_text_never_reaches_the_terminal_raw() {
     }
     let screen = tmux.wait("a", 5 * S, |s| s.contains("overwritten"));
     for w in &want {
-        let line = format!("eve: {w}");
+        // `HH:MM eve: ...`
+        let line = format!(" eve: {w}");
         assert!(
-            screen.lines().any(|l| l.trim_end() == line),
+            screen
+                .lines()
+                .any(|l| l.trim_end().ends_with(&line) && l.as_bytes().get(2) == Some(&b':')),
             "{line:?} not on the screen:\n{screen}"
         );
     }

@@ -210,3 +210,66 @@ fn ctrl_c_cancels_a_running_command_and_keeps_the_prompt_and_its_history() {
     tmux.keys("c", &["STATUS", "Enter"]);
     tmux.wait("c", t, |s| s.contains("handle    alice"));
 }
+
+#[test]
+fn a_query_conversation_with_times_colours_unread_counts_and_actions() {
+    let mut lan = Lan::new("bell = false");
+    lan.start_all(&["alice", "bob", "carol"]);
+    let mut b = lan.ipc("bob");
+    let mut c = lan.ipc("carol");
+    let s2 = Duration::from_secs(2);
+    assert!(b.wait_peers(&["alice"], s2) && c.wait_peers(&["alice"], s2));
+    let t = Duration::from_secs(10);
+    let tmux = Tmux::new("query");
+    // Colours on (NO_COLOR empty).
+    tmux.start("q", &repl_command(&lan, "alice", "NO_COLOR="));
+    tmux.wait("q", t, |s| s.contains("alice>"));
+    tmux.keys("q", &["/query bob", "Enter"]);
+    tmux.wait("q", t, |s| {
+        s.contains("talking to bob") && s.contains("alice→bob>")
+    });
+    // A plain line goes to bob, and shows back with its time.
+    tmux.keys("q", &["hello bob", "Enter"]);
+    assert!(
+        b.wait_event(
+            t,
+            |e| matches!(e, Event::Message { text, .. } if text == "hello bob")
+        )
+        .is_some()
+    );
+    let clock = |l: &str| l.len() > 6 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b' ';
+    tmux.wait("q", t, |s| {
+        s.lines()
+            .any(|l| clock(l) && l.trim_end().ends_with("you → bob: hello bob"))
+    });
+    // bob answers: a line with its time and bob in his colour; carol's message counts as
+    // unread in the prompt while alice talks to bob.
+    b.cmd("MSG alice hi alice").unwrap();
+    tmux.wait("q", t, |s| {
+        s.lines().any(|l| clock(l) && l.contains("bob: hi alice"))
+    });
+    let colored = tmux.screen_colored("q");
+    let line = colored
+        .lines()
+        .find(|l| l.contains("hi alice"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("\x1b[3"), "no colour on {line:?}");
+    c.cmd("MSG alice psst").unwrap();
+    tmux.wait("q", t, |s| s.contains("carol: psst"));
+    tmux.keys("q", &["Enter"]);
+    tmux.wait("q", t, |s| s.contains("alice→bob (1 unread)>"));
+    // An action, and the end of the conversation.
+    tmux.keys("q", &["/me waves", "Enter"]);
+    assert!(
+        b.wait_event(
+            t,
+            |e| matches!(e, Event::Message { text, .. } if text == "* alice waves")
+        )
+        .is_some()
+    );
+    tmux.keys("q", &["/query", "Enter"]);
+    tmux.wait("q", t, |s| s.contains("no longer talking to bob"));
+    tmux.keys("q", &["STATUS", "Enter"]);
+    tmux.wait("q", t, |s| s.contains("handle    alice"));
+}

@@ -42,6 +42,24 @@ fn local_commands() -> Vec<CommandInfo> {
             args: vec![],
         },
         CommandInfo {
+            word: "QUERY".into(),
+            usage: "QUERY [handle]".into(),
+            help: "talk to someone: plain lines go to them (commands then start with /); QUERY alone ends it".into(),
+            args: vec![ArgKind::Handle],
+        },
+        CommandInfo {
+            word: "TALK".into(),
+            usage: "TALK [handle]".into(),
+            help: "the same as QUERY".into(),
+            args: vec![ArgKind::Handle],
+        },
+        CommandInfo {
+            word: "ME".into(),
+            usage: "ME [handle] <action...>".into(),
+            help: "an action, shown as `* you waves` (to your QUERY partner, or to the handle)".into(),
+            args: vec![ArgKind::Handle, ArgKind::Text],
+        },
+        CommandInfo {
             word: "WAIT".into(),
             usage: "WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]".into(),
             help: "wait for an event (peer: until the handle is known); default 10 seconds".into(),
@@ -52,6 +70,7 @@ fn local_commands() -> Vec<CommandInfo> {
 
 mod complete;
 mod print;
+mod wait;
 
 use complete::SlcpHelper;
 use print::Printer;
@@ -68,6 +87,20 @@ struct Shared {
     arrived: Condvar,
     /// stdout was closed by the reader of our output: stop writing, end quietly.
     stdout_closed: AtomicBool,
+    /// Whom plain lines go to (QUERY), and how many messages came from others since.
+    partner: Mutex<Option<String>>,
+    unread: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// A message from `from` was shown: it counts as unread when you talk to someone else.
+    fn message_from(&self, from: &str) {
+        if let Some(p) = self.partner.lock().unwrap().as_deref()
+            && p != from
+        {
+            self.unread.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The outcome of one command, as the reader thread saw it.
@@ -159,6 +192,8 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config, again: &str) -> Re
         peers: Mutex::new(peers.into_iter().collect()),
         handle: Mutex::new(handle),
         interrupted: Arc::new(AtomicBool::new(false)),
+        partner: Mutex::new(None),
+        unread: std::sync::atomic::AtomicUsize::new(0),
         events: Mutex::new(VecDeque::new()),
         arrived: Condvar::new(),
         stdout_closed: AtomicBool::new(false),
@@ -177,6 +212,8 @@ pub fn run(client: IpcClient, hello: ServerMsg, cfg: &Config, again: &str) -> Re
         commands,
         mark: 0,
         again: again.to_string(),
+        interactive,
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     if interactive {
         interactive_loop(&mut session, reader, tx, cfg, again)
@@ -198,6 +235,9 @@ struct Session {
     mark: u64,
     /// The command that attaches again (with the user's options), for the hints.
     again: String,
+    /// A person reads this prompt (own messages are shown back, with colours unless NO_COLOR).
+    interactive: bool,
+    color: bool,
 }
 
 /// What running one line led to.
@@ -214,6 +254,13 @@ impl Session {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             return Step::Ok;
+        }
+        // In a QUERY, a plain line is a message to the partner; commands start with `/`.
+        let partner = self.shared.partner.lock().unwrap().clone();
+        if let Some(p) = &partner
+            && !line.starts_with('/')
+        {
+            return self.message(p, line);
         }
         let body = line.strip_prefix('/').unwrap_or(line);
         let (word, rest) = body
@@ -247,6 +294,23 @@ impl Session {
             self.print(&format!("{}  {}", c.usage, c.help));
             return Step::Ok;
         }
+        if word == "QUERY" || word == "TALK" {
+            return self.query(rest);
+        }
+        if word == "ME" {
+            let me = self.shared.handle.lock().unwrap().clone();
+            let (to, action) = match (&partner, rest.split_once(' ')) {
+                (Some(p), _) if !rest.is_empty() => (p.clone(), rest.to_string()),
+                (None, Some((h, a))) => (h.to_string(), a.trim().to_string()),
+                _ => {
+                    eprintln!(
+                        "error: usage: ME <handle> <action...> (or /me <action...> in a QUERY)"
+                    );
+                    return Step::Failed;
+                }
+            };
+            return self.message(&to, &format!("* {me} {action}"));
+        }
         if word == "WAIT" {
             return match self.wait(rest) {
                 Ok(()) => Step::Ok,
@@ -268,6 +332,52 @@ impl Session {
         }
         if matches!(step, Step::Ok) && word == "QUIT" {
             return Step::Quit;
+        }
+        step
+    }
+
+    /// QUERY <handle> (or TALK): plain lines go to them until QUERY alone.
+    fn query(&mut self, rest: &str) -> Step {
+        let mut p = self.shared.partner.lock().unwrap();
+        self.shared.unread.store(0, Ordering::Relaxed);
+        let rest = rest.trim();
+        if rest.is_empty() {
+            match p.take() {
+                Some(old) => self.print(&format!(
+                    "no longer talking to {old}; lines are commands again"
+                )),
+                None => self.print("you talk to nobody in particular; QUERY <handle> starts"),
+            }
+            return Step::Ok;
+        }
+        if rest.contains(char::is_whitespace) {
+            eprintln!("error: usage: QUERY <handle> (QUERY alone ends it)");
+            return Step::Failed;
+        }
+        *p = Some(rest.to_string());
+        drop(p);
+        self.print(&format!(
+            "talking to {rest}: plain lines go to {rest}, commands start with /, /query alone ends it"
+        ));
+        Step::Ok
+    }
+
+    /// Sends `text` to `to`; at a terminal, your own message is shown too, with its time.
+    fn message(&mut self, to: &str, text: &str) -> Step {
+        let step = self.send(&format!("MSG {to} {text}"));
+        if matches!(step, Step::Ok) && self.interactive {
+            let me = self.shared.handle.lock().unwrap().clone();
+            let at = print::clock(slcp_core::client::history::now_ms());
+            let shown = match text.strip_prefix(&format!("* {me} ")) {
+                Some(action) => format!("* {me} {}", render(action)),
+                None => format!("you → {}: {}", render(to), render(text)),
+            };
+            let dim = if self.color {
+                ("\x1b[2m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            self.print(&format!("{}{at} {shown}{}", dim.0, dim.1));
         }
         step
     }
@@ -314,71 +424,6 @@ impl Session {
                     return Step::Lost("the connection to the client is gone".into());
                 }
             }
-        }
-    }
-
-    /// `WAIT <kind> [handle] [seconds]`: returns once a matching event arrived (consuming it and
-    /// every event before it), or fails after the timeout.
-    fn wait(&self, args: &str) -> Result<(), String> {
-        const KINDS: [&str; 8] = [
-            "message", "join", "leave", "away", "back", "peer", "image", "error",
-        ];
-        let usage =
-            "usage: WAIT <message|image|join|leave|away|back|peer|error> [handle] [seconds]";
-        let mut words: Vec<&str> = args.split_whitespace().collect();
-        let kind = words.first().map(|k| k.to_ascii_lowercase()).ok_or(usage)?;
-        if !KINDS.contains(&kind.as_str()) {
-            return Err(format!("WAIT: unknown event {kind:?}; {usage}"));
-        }
-        words.remove(0);
-        let mut secs = 10.0;
-        if let Some(last) = words.last()
-            && let Ok(v) = last.parse::<f64>()
-        {
-            if !(0.0..=3600.0).contains(&v) {
-                return Err(format!("WAIT: {v} is not a timeout (0-3600 seconds)"));
-            }
-            secs = v;
-            words.pop();
-        }
-        let handle = match words.as_slice() {
-            [] => None,
-            [h] => Some(h.to_string()),
-            _ => return Err(usage.into()),
-        };
-        if kind == "peer" && handle.is_none() {
-            return Err("WAIT peer needs a handle: WAIT peer <handle> [seconds]".into());
-        }
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        let mut q = self.shared.events.lock().unwrap();
-        loop {
-            if self.shared.interrupted.swap(false, Ordering::Relaxed) {
-                return Err("WAIT cancelled".into());
-            }
-            if kind == "peer" {
-                let h = handle.as_deref().unwrap_or_default();
-                if self.shared.peers.lock().unwrap().contains(h) {
-                    return Ok(());
-                }
-            } else if let Some(i) = q.iter().position(|(e, at)| {
-                *at >= self.mark
-                    && e.kind() == kind
-                    && handle.as_deref().is_none_or(|h| e.handle() == Some(h))
-            }) {
-                q.drain(..=i);
-                return Ok(());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let who = handle.map(|h| format!(" for {h}")).unwrap_or_default();
-                return Err(format!("WAIT: no {kind} event{who} within {secs}s"));
-            }
-            q = self
-                .shared
-                .arrived
-                .wait_timeout(q, left.min(Duration::from_millis(100)))
-                .unwrap()
-                .0;
         }
     }
 }
@@ -473,7 +518,16 @@ fn interactive_loop(
         env!("CARGO_PKG_VERSION")
     );
     let code = loop {
-        let prompt = format!("{}> ", s.shared.handle.lock().unwrap());
+        let prompt = {
+            let me = s.shared.handle.lock().unwrap().clone();
+            match s.shared.partner.lock().unwrap().as_deref() {
+                Some(p) => match s.shared.unread.load(Ordering::Relaxed) {
+                    0 => format!("{me}→{p}> "),
+                    n => format!("{me}→{p} ({n} unread)> "),
+                },
+                None => format!("{me}> "),
+            }
+        };
         // A Ctrl-C counts for the command entered after this prompt, even pressed at once.
         s.shared.interrupted.store(false, Ordering::Relaxed);
         let read = rl.readline(&prompt);

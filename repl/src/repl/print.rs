@@ -81,8 +81,13 @@ impl Printer {
             Printer::Piped => self.out(shared, e.line()),
             Printer::Interactive { color, bell, .. } => {
                 let mut t = human(e, *color, *bell);
-                if at > 0 && history::now_ms().saturating_sub(at) > 60_000 {
-                    t = format!("[{}] {t}", history::local_time(at as i64));
+                // Every message line has its time; other lines when they come from the past.
+                let old = history::now_ms().saturating_sub(at) > 60_000;
+                if at > 0 && (old || matches!(e, Event::Message { .. } | Event::Image { .. })) {
+                    t = format!("{} {t}", clock(at));
+                }
+                if let Event::Message { from, .. } = e {
+                    shared.message_from(from);
                 }
                 self.out(shared, t)
             }
@@ -104,6 +109,33 @@ fn progress_bar(sent: u64, size: u64) -> String {
     )
 }
 
+/// The colour of a handle: one of six, always the same for the same handle (none without
+/// colours).
+pub(super) fn handle_color(handle: &str, color: bool) -> &'static str {
+    const PALETTE: [&str; 6] = [
+        "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[34m", "\x1b[35m", "\x1b[36m",
+    ];
+    if !color {
+        return "";
+    }
+    // FNV-1a: stable across runs and machines (the std hasher is seeded per process).
+    let h = handle.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    PALETTE[(h % PALETTE.len() as u64) as usize]
+}
+
+/// `HH:MM` for today, `YYYY-MM-DD HH:MM` before: the time a line shows.
+pub(super) fn clock(at: u64) -> String {
+    let full = history::local_time(at as i64);
+    let today = history::local_time(history::now_ms() as i64);
+    if full.get(..10) == today.get(..10) {
+        full.get(11..).unwrap_or(&full).to_string()
+    } else {
+        full
+    }
+}
+
 /// An event as a person reads it: every foreign string through the renderer first, then our
 /// own colours around it.
 fn human(e: &Event, color: bool, bell: bool) -> String {
@@ -116,6 +148,11 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
     match e {
         Event::Message { from, text } => {
             let ring = if bell { "\x07" } else { "" };
+            // `/me waves` arrives as `* alice waves`: shown as an action.
+            if let Some(action) = text.strip_prefix(&format!("* {from} ")) {
+                let c = handle_color(from, color);
+                return format!("{c}* {} {}{r}{ring}", v(from), v(action));
+            }
             let auto = if slcp_plugin_api::markers::is_auto_reply(text) {
                 format!(" {d}(automatic reply){r}")
             } else {
@@ -128,7 +165,10 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
                     let (name, addr) = (v(name), v(addr));
                     format!("? \"{name}\" from {addr} (not {name}): {text}{auto}{ring}")
                 }
-                None => format!("{b}{}{r}: {text}{auto}{ring}", v(from)),
+                None => {
+                    let c = handle_color(from, color);
+                    format!("{c}{b}{}{r}: {text}{auto}{ring}", v(from))
+                }
             }
         }
         Event::Join { handle, addr } => format!("{d}* {} joined ({}){r}", v(handle), v(addr)),
@@ -145,7 +185,8 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
         Event::Notice { text } => format!("{d}* {}{r}", v(text)),
         Event::Image { from, size, path } => {
             format!(
-                "{b}{}{r} sent an image: {} saved as {}",
+                "{}{b}{}{r} sent an image: {} saved as {}",
+                handle_color(from, color),
                 v(from),
                 human_bytes(*size),
                 v(path)

@@ -44,6 +44,11 @@ impl Tmux {
         self.run(&["set-option", "-t", session, "remain-on-exit", "on"]);
     }
 
+    /// The screen with its colours (escape sequences kept).
+    pub fn screen_colored(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-e", "-t", session])
+    }
+
     pub fn screen(&self, session: &str) -> String {
         self.run(&["capture-pane", "-p", "-t", session])
     }
@@ -91,7 +96,7 @@ impl Drop for Tmux {
 pub fn repl_command(lan: &Lan, handle: &str, env: &str) -> String {
     let h = lan.home().display().to_string();
     format!(
-        "env -i {env} PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config {} repl --config {}",
+        "env -i PATH=/usr/bin:/bin HOME={h} TERM=xterm-256color NO_COLOR=1 XDG_RUNTIME_DIR={h}/run XDG_STATE_HOME={h}/state XDG_CONFIG_HOME={h}/config XDG_DATA_HOME={h}/data {env} {} repl --config {}",
         lan.bin.display(),
         lan.user(handle).config.display()
     )
