@@ -272,6 +272,88 @@ impl Pipe {
     }
 }
 
+/// MSG latency (p50, p99) and the rate of a burst, alice → bob, with `extra` config.
+fn msg_figures(extra: &str, n: usize, burst: usize) -> (Duration, Duration, f64) {
+    let mut lan = quiet_lan(extra);
+    lan.start_all(&["alice", "bob"]);
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 5 * S));
+    let arrived = |b: &mut Ipc| loop {
+        match b.c.recv().unwrap() {
+            Some(ServerMsg::Event {
+                event: Event::Message { .. },
+                ..
+            }) => break,
+            Some(_) => {}
+            None => panic!("bob closed"),
+        }
+    };
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        a.c.send(&format!("MSG bob m{i}")).unwrap();
+        arrived(&mut b);
+        if i >= 100 {
+            v.push(t.elapsed());
+        }
+        while !matches!(a.c.recv().unwrap(), Some(ServerMsg::Reply { .. })) {}
+    }
+    // A burst: every message sent at once, timed until the last one is at bob's prompt.
+    let t = Instant::now();
+    let reader = {
+        let mut a2 = a;
+        std::thread::spawn(move || {
+            for _ in 0..burst {
+                while !matches!(a2.c.recv().unwrap(), Some(ServerMsg::Reply { .. })) {}
+            }
+        })
+    };
+    let info = lan.runtime("alice");
+    let (mut w, _) = slcp_core::ipc::IpcClient::attach(info.ipc_port, &info.token).unwrap();
+    for i in 0..burst {
+        w.send(&format!("MSG bob burst {i}")).unwrap();
+    }
+    for _ in 0..burst {
+        arrived(&mut b);
+    }
+    let rate = burst as f64 / t.elapsed().as_secs_f64();
+    drop(w);
+    let _ = reader;
+    (pct(&mut v, 0.5), pct(&mut v, 0.99), rate)
+}
+
+/// What keeping every message in the SQLite history costs: the same measures with it off.
+fn history_cost(rows: &mut Vec<Row>) {
+    eprintln!("history cost (3 000 messages and a burst of 5 000, with and without)...");
+    let (off50, off99, off_rate) = msg_figures("history = false", 3000, 5000);
+    let (on50, on99, on_rate) = msg_figures("history = true", 3000, 5000);
+    rows.push(row(
+        "MSG latency p50 with the history on",
+        us(on50),
+        format!("{} with it off", us(off50)),
+        ratio(on50.as_secs_f64(), off50.as_secs_f64()),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "MSG latency p99 with the history on",
+        us(on99),
+        format!("{} with it off", us(off99)),
+        ratio(on99.as_secs_f64(), off99.as_secs_f64()),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "burst of 5 000 MSG, rate with the history on",
+        format!("{on_rate:.0} msg/s"),
+        format!("{off_rate:.0} msg/s with it off"),
+        ratio(on_rate, off_rate),
+        "",
+        None,
+    ));
+}
+
 fn throughput(rows: &mut Vec<Row>) {
     eprintln!("MSG throughput (5 s per trial)...");
     let mut lan = quiet_lan("");
@@ -707,6 +789,7 @@ fn main() {
     let mut raw = raw_udp_one_way(5000);
     let raw_rtt = pct(&mut raw, 0.5) * 2;
     latency(&mut rows);
+    history_cost(&mut rows);
     throughput(&mut rows);
     images(&mut rows, big);
     discovery(&mut rows, raw_rtt);

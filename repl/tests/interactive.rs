@@ -273,3 +273,52 @@ fn a_query_conversation_with_times_colours_unread_counts_and_actions() {
     tmux.keys("q", &["STATUS", "Enter"]);
     tmux.wait("q", t, |s| s.contains("handle    alice"));
 }
+
+#[test]
+fn after_a_detach_and_a_kill_9_the_prompt_shows_what_came_with_its_time() {
+    let mut lan = Lan::new("bell = false");
+    lan.start_all(&["alice", "bob"]);
+    let mut b = lan.ipc("bob");
+    let t = Duration::from_secs(10);
+    assert!(b.wait_peers(&["alice"], t));
+    let tmux = Tmux::new("recap");
+    tmux.start("r", &repl_command(&lan, "alice", ""));
+    tmux.wait("r", t, |s| s.contains("alice>"));
+    tmux.keys("r", &["MSG bob before the crash", "Enter"]);
+    tmux.wait(
+        "r",
+        t,
+        fresh_prompt_after("alice> MSG bob before the crash"),
+    );
+    tmux.keys("r", &["C-d"]);
+    tmux.wait("r", t, |s| s.contains("detached"));
+    b.cmd("MSG alice while you were away").unwrap();
+    // Written down by alice's client (nobody attached), then the client is killed.
+    let db = lan.home().join("data/slcp/history/alice.sqlite3");
+    let reader = slcp_core::history::Store::open(&db).unwrap();
+    let deadline = Instant::now() + t;
+    while reader
+        .conversations()
+        .unwrap()
+        .first()
+        .is_none_or(|c| c.unread < 1)
+    {
+        assert!(Instant::now() < deadline, "never written down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(reader);
+    lan.kill_client("alice", "KILL");
+    lan.start_client("alice");
+    tmux.start("r2", &repl_command(&lan, "alice", ""));
+    let s = tmux.wait("r2", t, |s| s.contains("bob: while you were away"));
+    assert!(s.contains("earlier, you → bob: before the crash"), "{s}");
+    assert!(
+        s.contains("1 unread while you were away (1 from bob)"),
+        "{s}"
+    );
+    let line = s
+        .lines()
+        .find(|l| l.contains("bob: while you were away"))
+        .unwrap();
+    assert_eq!(line.as_bytes()[2], b':', "no time on {line:?}");
+}

@@ -1,14 +1,16 @@
-//! The shell's side of the history: the database is opened here (it is I/O), the chat logic's
-//! `HistoryOp`s are carried out here, and the answers to HISTORY and SEARCH are written here,
-//! with times in the local time zone.
+//! The shell's side of the history: the database lives on a worker thread (the event loop never
+//! waits for the disk), the chat logic's `HistoryOp`s are carried out there in batches, and the
+//! answers to HISTORY and SEARCH are written there, with times in the local time zone.
 
 use std::path::Path;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::warn;
 
 use super::chat::{Chat, ConnId, HistoryOp, HistoryQuery};
-use crate::history::{Dir, Row, Store};
+use crate::history::{Dir, Record, Row, Store};
 use crate::ipc::Event;
 
 /// Lines of each recent conversation shown on attach, before its unread messages.
@@ -64,13 +66,134 @@ pub fn open(path: &Path, days: u32) -> Result<Store, String> {
     Ok(s)
 }
 
-/// Carries out what the chat asked of the history.
-pub fn apply(store: &mut Option<Store>, chat: &mut Chat) {
-    let ops = std::mem::take(&mut chat.out.history);
-    let Some(s) = store.as_mut() else {
-        return;
+/// What the worker hands back to the loop.
+pub enum Done {
+    /// The answer to a HISTORY or SEARCH.
+    Reply {
+        /// The prompt.
+        conn: ConnId,
+        /// The request.
+        id: u64,
+        /// Its lines, or why not.
+        result: Result<Vec<String>, String>,
+    },
+    /// What a prompt that attached is shown.
+    Replay {
+        /// The prompt.
+        conn: ConnId,
+        /// The events, each with its time.
+        events: Vec<(Event, u64)>,
+    },
+}
+
+/// Messages waiting to be written at most; past this a slow disk costs records, never memory
+/// or the loop's time (each one dropped is counted in the log).
+const QUEUE: usize = 65_536;
+/// Records written in one transaction at most.
+const BATCH: usize = 1024;
+
+/// The history database on a thread of its own: the event loop hands it operations and never
+/// waits for the disk; writes are batched in transactions; answers come back through `done`
+/// and the loop's waker.
+pub struct Worker {
+    tx: Option<SyncSender<HistoryOp>>,
+    done: Arc<Mutex<Vec<Done>>>,
+    dropped: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    /// At exit, what is queued is written before the process ends.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Worker {
+    /// Starts the worker on `store`; `wake` is called when an answer is ready.
+    pub fn start(mut store: Store, wake: impl Fn() + Send + 'static) -> Worker {
+        let (tx, rx) = sync_channel::<HistoryOp>(QUEUE);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let out = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    // Everything queued meanwhile goes in the same transaction.
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(op) => batch.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                    let answers = run(&mut store, batch);
+                    if !answers.is_empty() {
+                        out.lock().unwrap().extend(answers);
+                        wake();
+                    }
+                }
+            })
+            .expect("spawning the history thread");
+        Worker {
+            tx: Some(tx),
+            done,
+            dropped: 0,
+            thread: Some(thread),
+        }
+    }
+
+    /// Hands over what the chat asked of the history (never blocks).
+    pub fn send(&mut self, chat: &mut Chat) {
+        let Some(tx) = self.tx.as_ref() else {
+            return;
+        };
+        for op in std::mem::take(&mut chat.out.history) {
+            match tx.try_send(op) {
+                Ok(()) => {}
+                Err(TrySendError::Full(HistoryOp::Query { conn, id, .. })) => {
+                    chat.finish_command(conn, id, Err("the history is busy; try again".into()))
+                }
+                Err(_) => {
+                    self.dropped += 1;
+                    if self.dropped.is_power_of_two() {
+                        warn!(
+                            "{} messages not kept in the history: it is falling behind",
+                            self.dropped
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the chat the answers that are ready.
+    pub fn collect(&self, chat: &mut Chat) {
+        for d in std::mem::take(&mut *self.done.lock().unwrap()) {
+            match d {
+                Done::Reply { conn, id, result } => chat.finish_command(conn, id, result),
+                Done::Replay { conn, events } => chat.replay(conn, events),
+            }
+        }
+    }
+}
+
+/// Carries out a batch: the records in one transaction, then the questions, in order.
+fn run(s: &mut Store, batch: Vec<HistoryOp>) -> Vec<Done> {
+    let mut answers = Vec::new();
+    let mut adds = Vec::new();
+    let flush = |s: &mut Store, adds: &mut Vec<Record>| {
+        if !adds.is_empty()
+            && let Err(e) = s.add_records(adds)
+        {
+            warn!("{} messages not kept in the history: {e}", adds.len());
+        }
+        adds.clear();
     };
-    for op in ops {
+    for op in batch {
         match op {
             HistoryOp::Add {
                 at,
@@ -80,19 +203,31 @@ pub fn apply(store: &mut Option<Store>, chat: &mut Chat) {
                 body,
                 outcome,
                 unread,
-            } => {
-                let dir = if incoming { Dir::In } else { Dir::Out };
-                if let Err(e) = s.add(at as i64, &peer, dir, kind, &body, &outcome, unread) {
-                    warn!("not kept in the history: {e}");
-                }
-            }
+            } => adds.push(Record {
+                at: at as i64,
+                peer,
+                dir: if incoming { Dir::In } else { Dir::Out },
+                kind,
+                body,
+                outcome,
+                unread,
+            }),
             HistoryOp::Query { conn, id, q } => {
-                let r = query(s, &q).map_err(|e| e.to_string());
-                chat.finish_command(conn, id, r);
+                flush(s, &mut adds);
+                let result = query(s, &q).map_err(|e| e.to_string());
+                answers.push(Done::Reply { conn, id, result });
             }
-            HistoryOp::Attach { conn, recap } => attach(s, chat, conn, recap),
+            HistoryOp::Attach { conn, recap } => {
+                flush(s, &mut adds);
+                answers.push(Done::Replay {
+                    conn,
+                    events: attach(s, recap),
+                });
+            }
         }
     }
+    flush(s, &mut adds);
+    answers
 }
 
 fn query(s: &Store, q: &HistoryQuery) -> Result<Vec<String>, crate::history::HistoryError> {
@@ -136,10 +271,13 @@ fn query(s: &Store, q: &HistoryQuery) -> Result<Vec<String>, crate::history::His
 
 /// A prompt attached: for a person, the last lines of each recent conversation and how many came
 /// meanwhile; then the messages that came while nobody was looking, each with its own time.
-fn attach(s: &mut Store, chat: &mut Chat, conn: ConnId, recap: bool) {
+fn attach(s: &mut Store, recap: bool) -> Vec<(Event, u64)> {
     let unread = match s.take_unread() {
         Ok(u) => u,
-        Err(e) => return warn!("unread messages not shown: {e}"),
+        Err(e) => {
+            warn!("unread messages not shown: {e}");
+            return Vec::new();
+        }
     };
     let since = now_ms() as i64 - RECAP_WITHIN.as_millis() as i64;
     let recent: Vec<String> = if recap {
@@ -205,5 +343,5 @@ fn attach(s: &mut Store, chat: &mut Chat, conn: ConnId, recap: bool) {
         };
         events.push((e, r.at as u64));
     }
-    chat.replay(conn, events);
+    events
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -34,6 +35,7 @@ const UDP: Token = Token(0);
 const IPC: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const IMAGES: Token = Token(3);
+const WAKE: Token = Token(4);
 const FIRST_CONN: usize = 16;
 /// A REPL that lets this much output pile up unread is dropped rather than grow memory.
 const MAX_PENDING_OUTPUT: usize = 16 << 20;
@@ -224,6 +226,18 @@ pub fn run(
     chat.set_plugins(plugins.commands(), plugins.report());
     chat.start(now);
 
+    // The history's answers come back through the poll's waker.
+    let worker = match store {
+        Some(s) => {
+            let waker = Arc::new(
+                mio::Waker::new(poll.registry(), WAKE).map_err(io_err("creating the waker"))?,
+            );
+            Some(history::Worker::start(s, move || {
+                let _ = waker.wake();
+            }))
+        }
+        None => None,
+    };
     let mut shell = Shell {
         poll,
         udp,
@@ -233,7 +247,7 @@ pub fn run(
         next_conn: FIRST_CONN,
         plugins,
         setup,
-        history: store,
+        history: worker,
         transfers: Transfers::new(
             opts.imagepath.clone(),
             transfer::Limits {
@@ -292,6 +306,11 @@ pub fn run(
                     }
                 }
                 IPC => shell.accept(&mut ipc_listener),
+                WAKE => {
+                    if let Some(h) = shell.history.as_ref() {
+                        h.collect(&mut chat);
+                    }
+                }
                 IMAGES => shell.transfers.accept(
                     &mut image_listener,
                     shell.poll.registry(),
@@ -407,7 +426,7 @@ impl transfer::Policy for ShellPolicy<'_> {
 }
 
 struct Shell {
-    history: Option<crate::history::Store>,
+    history: Option<history::Worker>,
     transfers: Transfers,
     plugins: PluginHost,
     setup: PluginSetup,
@@ -575,7 +594,11 @@ impl Shell {
     /// Sends the chat's outbox: plugin work first, then datagrams, then IPC lines.
     fn flush(&mut self, chat: &mut Chat) {
         self.plugin_work(chat);
-        history::apply(&mut self.history, chat);
+        if let Some(h) = self.history.as_mut() {
+            h.send(chat);
+        } else {
+            chat.out.history.clear();
+        }
         for (key, value) in std::mem::take(&mut chat.out.persist) {
             if let Err(e) = (self.setup.persist)(&key, &value) {
                 chat.report(format!("{key} not saved in the config file: {e}"));

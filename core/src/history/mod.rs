@@ -59,6 +59,25 @@ pub struct Row {
     pub outcome: String,
 }
 
+/// A message to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Unix time in milliseconds.
+    pub at: i64,
+    /// The other side.
+    pub peer: String,
+    /// In or out.
+    pub dir: Dir,
+    /// `text` or `image`.
+    pub kind: &'static str,
+    /// The text, or the image's path.
+    pub body: String,
+    /// `received`, `sent`, `unverified`, or why it failed.
+    pub outcome: String,
+    /// Nobody saw it yet.
+    pub unread: bool,
+}
+
 /// One conversation's summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -240,6 +259,28 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores many records in one transaction (one commit for a burst).
+    pub fn add_records(&mut self, rows: &[Record]) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| dberr(&path, e))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO messages (at, peer, dir, kind, body, outcome, unread)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| dberr(&path, e))?;
+            for r in rows {
+                let d = if r.dir == Dir::Out { "out" } else { "in" };
+                st.execute(params![
+                    r.at, r.peer, d, r.kind, r.body, r.outcome, r.unread
+                ])
+                .map_err(|e| dberr(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| dberr(&path, e))
     }
 
     /// The last `n` messages with `peer` (with everyone when `None`), oldest first.

@@ -211,7 +211,7 @@ const MAX_ANNOUNCED_PER_SOURCE: usize = 8;
 const MAX_ANNOUNCED: usize = 1024;
 /// Incoming connections at once, and from one address.
 const MAX_RECVS: usize = 64;
-const MAX_RECVS_PER_IP: usize = 8;
+const MAX_RECVS_PER_IP: usize = 16;
 /// The longest SLCP line accepted on the TCP port.
 const MAX_TCP_LINE: usize = 64 * 1024;
 
