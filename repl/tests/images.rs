@@ -390,6 +390,10 @@ fn the_sender_refuses_what_it_cannot_send_and_sends_nothing() {
             "nobody called nobody is here; WHO lists who is".to_string(),
         ),
         (
+            "IMG alice /etc/hostname".to_string(),
+            "that is you; IMG someone else".to_string(),
+        ),
+        (
             "IMG bob".to_string(),
             "usage: IMG <handle> <path>".to_string(),
         ),
@@ -429,6 +433,7 @@ fn a_receiver_that_stops_reading_fails_the_send_after_the_timeout() {
     // The connection is accepted, then left open and unread.
     let _conn = fake.accept(2 * S);
     a.c.set_timeout(Some(10 * S)).unwrap();
+    let mut told = None;
     let err = loop {
         match a.c.recv().unwrap().expect("client closed") {
             ServerMsg::Reply {
@@ -436,13 +441,24 @@ fn a_receiver_that_stops_reading_fails_the_send_after_the_timeout() {
                 lines,
                 error,
             } if got == id => break error.unwrap_or_else(|| panic!("sent: {lines:?}")),
+            ServerMsg::Event {
+                event: Event::Notice { text },
+                ..
+            } => told = Some(text),
             _ => {}
         }
     };
+    // Told while it stalls, long before it is given up, in sizes a person reads.
+    let told = told.expect("no word while the transfer stalled");
+    assert!(
+        told.starts_with("big.png to fake has not moved for ") && told.contains(" MiB, "),
+        "{told}"
+    );
     assert!(
         err.starts_with("image big.png to fake failed: stalled for 1s after "),
         "{err}"
     );
+    assert!(err.contains("64.0 MiB"), "{err}");
     // The client is whole: it still answers.
     a.cmd("STATUS").unwrap();
 }

@@ -292,6 +292,8 @@ fn after_a_detach_and_a_kill_9_the_prompt_shows_what_came_with_its_time() {
     );
     tmux.keys("r", &["C-d"]);
     tmux.wait("r", t, |s| s.contains("detached"));
+    // The prompt's process is gone (its connection closed) before bob writes.
+    tmux.wait("r", t, |_| tmux.dead("r"));
     b.cmd("MSG alice while you were away").unwrap();
     // Written down by alice's client (nobody attached), then the client is killed.
     let db = lan.home().join("data/slcp/history/alice.sqlite3");

@@ -207,6 +207,9 @@ pub struct Chat {
     last_who: Option<Instant>,
     /// Long texts arriving in parts.
     parts: parts::Parts,
+    /// Prompts waiting for the history's replay, and their commands meanwhile (bounded).
+    replaying: BTreeSet<ConnId>,
+    held: Vec<(ConnId, u64, String)>,
     /// Greetings we may still send this second (a flood of new peers is not reflected).
     greet_budget: (Instant, u32),
     pending: HashMap<u64, PendingCmd>,
@@ -248,6 +251,8 @@ impl Chat {
             last_who: None,
             greet_budget: (now, GREETS_PER_SEC),
             parts: parts::Parts::default(),
+            replaying: BTreeSet::new(),
+            held: Vec::new(),
             pending: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_pending: 0,
@@ -335,6 +340,20 @@ impl Chat {
                 ServerMsg::Event {
                     event: Event::Progress { sent, size },
                     at: self.wall,
+                },
+            ));
+        }
+    }
+
+    /// A notice for one prompt (the one a command of which it concerns).
+    pub fn tell(&mut self, conn: ConnId, text: String) {
+        if self.conns.contains(&conn) {
+            let at = self.wall;
+            self.out.ipc.push((
+                To::Conn(conn),
+                ServerMsg::Event {
+                    event: Event::Notice { text },
+                    at,
                 },
             ));
         }
@@ -672,23 +691,39 @@ impl Chat {
                 .push((To::Conn(conn), ServerMsg::Event { event, at }));
         }
         if self.s.history {
-            // The messages that arrived meanwhile, with their times, then marked read.
+            // The messages that arrived meanwhile, with their times, then marked read; the
+            // prompt's commands wait for them, so it sees them first.
             self.out.history.push(HistoryOp::Attach { conn, recap });
+            self.replaying.insert(conn);
         }
     }
 
     /// Events from the past (the history) for one prompt, each with its own time.
-    pub fn replay(&mut self, conn: ConnId, events: Vec<(Event, u64)>) {
+    pub fn replay(&mut self, now: Instant, conn: ConnId, events: Vec<(Event, u64)>) {
         for (event, at) in events {
             self.out
                 .ipc
                 .push((To::Conn(conn), ServerMsg::Event { event, at }));
+        }
+        // Now the prompt has seen what came meanwhile: its commands run.
+        self.replaying.remove(&conn);
+        let held: Vec<(ConnId, u64, String)> = {
+            let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|(c, _, _)| *c == conn);
+            self.held = others;
+            mine
+        };
+        for (c, id, line) in held {
+            self.request(now, c, id, &line);
         }
     }
 
     /// A REPL went away; its pending commands are dropped.
     pub fn detach(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        self.replaying.remove(&conn);
+        self.held.retain(|(c, _, _)| *c != conn);
         self.pending.retain(|_, p| p.conn != conn);
     }
 }

@@ -89,6 +89,8 @@ pub enum Done {
 /// Messages waiting to be written at most; past this a slow disk costs records, never memory
 /// or the loop's time (each one dropped is counted in the log).
 const QUEUE: usize = 65_536;
+/// How long records gather before they are written (what a `kill -9` can lose at most).
+const GATHER: Duration = Duration::from_millis(20);
 /// Records written in one transaction at most.
 const BATCH: usize = 1024;
 
@@ -122,10 +124,14 @@ impl Worker {
             .name("history".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    // Everything queued meanwhile goes in the same transaction.
+                    // Records gather for a moment into one transaction (a commit per message
+                    // would take the CPU the event loop needs); a question ends the wait.
                     let mut batch = vec![first];
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
+                    let until = std::time::Instant::now() + GATHER;
+                    while batch.len() < BATCH && matches!(batch.last(), Some(HistoryOp::Add { .. }))
+                    {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
                             Ok(op) => batch.push(op),
                             Err(_) => break,
                         }
@@ -157,6 +163,10 @@ impl Worker {
                 Err(TrySendError::Full(HistoryOp::Query { conn, id, .. })) => {
                     chat.finish_command(conn, id, Err("the history is busy; try again".into()))
                 }
+                // The prompt waits for its replay: give it an empty one rather than none.
+                Err(TrySendError::Full(HistoryOp::Attach { conn, .. })) => {
+                    chat.replay(std::time::Instant::now(), conn, Vec::new())
+                }
                 Err(_) => {
                     self.dropped += 1;
                     if self.dropped.is_power_of_two() {
@@ -175,7 +185,9 @@ impl Worker {
         for d in std::mem::take(&mut *self.done.lock().unwrap()) {
             match d {
                 Done::Reply { conn, id, result } => chat.finish_command(conn, id, result),
-                Done::Replay { conn, events } => chat.replay(conn, events),
+                Done::Replay { conn, events } => {
+                    chat.replay(std::time::Instant::now(), conn, events)
+                }
             }
         }
     }

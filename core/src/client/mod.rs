@@ -489,6 +489,7 @@ impl Shell {
         for o in outcomes {
             match o {
                 Outcome::Progress { reply, sent, size } => chat.progress(reply.0, sent, size),
+                Outcome::Stalling { reply, line } => chat.tell(reply.0, line),
                 Outcome::Sent {
                     reply,
                     line,

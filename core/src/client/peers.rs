@@ -52,6 +52,9 @@ pub struct Peer {
     pub home_seen: bool,
     /// The last MSG datagram sent to it, sent again over TCP if the datagram bounces.
     pub last_msg: Option<Vec<u8>>,
+    /// It tells us its AWAY/BACK itself: a discovery's relay of them (which may arrive after
+    /// the next one) is not needed.
+    pub direct_presence: bool,
 }
 
 impl Peer {
@@ -69,6 +72,7 @@ impl Peer {
             home_missed: 0,
             home_seen: false,
             last_msg: None,
+            direct_presence: false,
         }
     }
 }

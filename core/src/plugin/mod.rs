@@ -200,6 +200,9 @@ extern "C" fn host_send_image(
 /// What the sender checks before anything goes out: a known peer, a regular file, the limit.
 fn check_image(env: &CallEnv<'_>, to: &str, path: &Path) -> Result<(Handle, u64), String> {
     let h = Handle::new(to).map_err(|e| format!("{to:?} is not a handle: {e}"))?;
+    if to == env.handle {
+        return Err("that is you; IMG someone else".into());
+    }
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("no such file: {}", path.display()),
         _ => format!("cannot read {}: {e}", path.display()),

@@ -122,8 +122,12 @@ impl Victims {
 
 /// A socket of the attacker on `ip` (another local user can bind any 127.x address).
 pub fn attacker(ip: &str) -> (UdpSocket, u16) {
-    let port = free_port();
-    (UdpSocket::bind((ip, port)).unwrap(), port)
+    (0..50)
+        .find_map(|_| {
+            let port = free_port();
+            UdpSocket::bind((ip, port)).ok().map(|s| (s, port))
+        })
+        .expect("no free port for the attacker")
 }
 
 pub struct Hijack {

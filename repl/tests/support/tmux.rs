@@ -59,6 +59,11 @@ impl Tmux {
         self.run(&a);
     }
 
+    /// Whether the program in the session has exited (the pane is kept, dead).
+    pub fn dead(&self, session: &str) -> bool {
+        self.run(&["display", "-p", "-t", session, "#{pane_dead}"]) == "1\n"
+    }
+
     /// The pane's title (what an OSC 0 sequence from the program would change).
     pub fn title(&self, session: &str) -> String {
         self.run(&["display", "-p", "-t", session, "#{pane_title}"])

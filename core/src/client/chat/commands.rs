@@ -88,6 +88,15 @@ pub(super) fn minutes(d: Duration) -> String {
 impl Chat {
     /// Runs one command line from a REPL.
     pub fn request(&mut self, now: Instant, conn: ConnId, id: u64, line: &str) {
+        if self.replaying.contains(&conn) {
+            // It has not seen what came while nobody was attached yet: later.
+            if self.held.len() < 256 {
+                self.held.push((conn, id, line.to_owned()));
+            } else {
+                self.reply(conn, id, Err("busy; try again".into()));
+            }
+            return;
+        }
         let line = line.trim();
         let line = line.strip_prefix('/').unwrap_or(line);
         let (word, rest) = match line.split_once(char::is_whitespace) {

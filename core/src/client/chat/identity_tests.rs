@@ -195,3 +195,20 @@ fn a_long_text_goes_in_parts_and_comes_back_whole() {
     b.tick(t1 + Duration::from_secs(11));
     assert_eq!(events(&mut b)[0], "message alice (1/2) half");
 }
+
+#[test]
+fn a_late_relay_does_not_undo_what_a_peer_said_itself() {
+    let (mut c, t0) = started("slu");
+    c.datagram(t0, addr("127.0.0.1:5001"), b"JOIN bob 5001\n");
+    events(&mut c);
+    // bob says AWAY then BACK himself; the discovery's relay of his AWAY comes after.
+    c.datagram(t0, addr("127.0.0.1:5001"), b"AWAY bob\n");
+    c.datagram(t0, addr("127.0.0.1:5001"), b"BACK bob\n");
+    c.datagram(t0, from_disc(), b"AWAY bob\n");
+    assert_eq!(events(&mut c), vec!["away bob", "back bob"]);
+    // A peer that only broadcasts (the reference implementation) is told by the relay.
+    c.datagram(t0, addr("127.0.0.1:5002"), b"JOIN fab 5002");
+    events(&mut c);
+    c.datagram(t0, from_disc(), b"AWAY fab\n");
+    assert_eq!(events(&mut c), vec!["away fab"]);
+}

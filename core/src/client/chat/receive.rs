@@ -272,7 +272,17 @@ impl Chat {
     }
 
     fn presence(&mut self, now: Instant, handle: &Handle, src: SocketAddr, away: bool) {
-        if !(self.local_discovery(src) || self.peers.speaks_for(handle, src)) {
+        if self.peers.speaks_for(handle, src) {
+            if let Some(p) = self.peers.get_mut(handle) {
+                p.direct_presence = true;
+            }
+        } else if self.local_discovery(src) {
+            // A relay: for a peer that tells us itself it would only repeat (perhaps late, after
+            // the next change).
+            if self.peers.get(handle).is_some_and(|p| p.direct_presence) {
+                return;
+            }
+        } else {
             if self.peers.get(handle).is_some() {
                 self.stats.refused += 1;
                 info!("presence of {handle} from {src} refused: not its address");

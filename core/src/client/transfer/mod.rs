@@ -51,6 +51,8 @@ const CHUNK: usize = 256 * 1024;
 const TURN_BUDGET: u64 = 2 * 1024 * 1024;
 /// The longest header line accepted.
 const MAX_HEADER: usize = 600;
+/// After this long without progress a send's prompt hears that it stalls.
+const STALL_NOTICE: Duration = Duration::from_secs(5);
 /// How often the sender's prompt hears of progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
@@ -65,6 +67,13 @@ pub enum Outcome {
         sent: u64,
         /// Of.
         size: u64,
+    },
+    /// A send has not moved for a while: the prompt that started it hears so (once).
+    Stalling {
+        /// The command that started it.
+        reply: (ConnId, u64),
+        /// What to tell the user.
+        line: String,
     },
     /// A send finished.
     Sent {
@@ -173,6 +182,8 @@ struct Send {
     started: Instant,
     last_io: Instant,
     last_progress: Instant,
+    /// The prompt heard that this send stalls.
+    told_stall: bool,
     reply: (ConnId, u64),
 }
 
@@ -459,7 +470,14 @@ impl Transfers {
 
     /// When [`Transfers::tick`] must run next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let sends = self.sends.values().map(|s| s.last_io + self.wait_of(s));
+        let sends = self.sends.values().map(|s| {
+            let stall = if s.told_stall || s.done_writing || s.lines {
+                s.last_io + self.wait_of(s)
+            } else {
+                s.last_io + STALL_NOTICE.min(self.timeout / 2)
+            };
+            stall.min(s.last_io + self.wait_of(s))
+        });
         let recvs = self.recvs.values().map(|r| {
             let start = r.body.as_ref().map_or(r.accepted, |b| b.started);
             (r.last_io + self.timeout).min(start + self.timeout)
@@ -478,6 +496,26 @@ impl Transfers {
     /// Aborts transfers that stalled longer than the timeout.
     pub fn tick(&mut self, registry: &Registry, now: Instant) -> Vec<Outcome> {
         let mut out = Vec::new();
+        // Long before it is given up, a send that stopped moving is said to have.
+        let timeout = self.timeout;
+        for s in self.sends.values_mut() {
+            let idle = now.duration_since(s.last_io);
+            if !s.lines && !s.done_writing && !s.told_stall && idle >= STALL_NOTICE.min(timeout / 2)
+            {
+                s.told_stall = true;
+                out.push(Outcome::Stalling {
+                    reply: s.reply,
+                    line: format!(
+                        "{} to {} has not moved for {:.1} s at {}; it is given up after {:.1} s without progress",
+                        s.file_name,
+                        s.to,
+                        idle.as_secs_f64(),
+                        progress_of(s.sent, s.size),
+                        timeout.as_secs_f64()
+                    ),
+                });
+            }
+        }
         let stalled: Vec<u64> = self
             .sends
             .iter()

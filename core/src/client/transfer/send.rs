@@ -82,6 +82,7 @@ impl Transfers {
                 started: now,
                 last_io: now,
                 last_progress: now,
+                told_stall: false,
                 reply,
             },
         );
@@ -144,6 +145,7 @@ impl Transfers {
                 started: now,
                 last_io: now,
                 last_progress: now,
+                told_stall: false,
                 reply: (0, 0),
             },
         );
@@ -357,6 +359,7 @@ impl Transfers {
                 Ok(n) => {
                     moved += n as u64;
                     s.last_io = now;
+                    s.told_stall = false;
                     if now.duration_since(s.last_progress) >= PROGRESS_EVERY {
                         s.last_progress = now;
                         out.push(Outcome::Progress {
