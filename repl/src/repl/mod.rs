@@ -336,7 +336,7 @@ impl Session {
         step
     }
 
-    /// QUERY <handle> (or TALK): plain lines go to them until QUERY alone.
+    /// `QUERY <handle>` (or TALK): plain lines go to them until `QUERY` alone.
     fn query(&mut self, rest: &str) -> Step {
         let mut p = self.shared.partner.lock().unwrap();
         self.shared.unread.store(0, Ordering::Relaxed);
