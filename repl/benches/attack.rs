@@ -53,6 +53,7 @@ fn measure(bin: Option<&Path>) -> Vec<String> {
     // Escapes in the piped output: raw control bytes that reached it.
     let mut lan = Lan::new("");
     lan.bin = bin.map_or(lan.bin.clone(), Path::to_path_buf);
+    lan.legacy = bin.is_some();
     lan.start_discovery();
     lan.add_user("alice");
     lan.start_client("alice");
