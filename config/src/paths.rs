@@ -36,16 +36,7 @@ pub fn default_imagepath() -> PathBuf {
 /// The history database of `handle`: `<data dir>/slcp/history/<handle>.sqlite3`, one per user
 /// (the handle made a safe file name).
 pub fn history_file(handle: &str) -> PathBuf {
-    let safe: String = handle
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c == '.' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let safe = slcp_core::codec::Handle::file_stem(handle);
     dirs::data_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("slcp")

@@ -266,16 +266,7 @@ impl RuntimeInfo {
     /// The runtime file of the client started for `handle` in `dir`.
     pub fn path(dir: &Path, handle: &str) -> PathBuf {
         // Handles may hold any non-separator character; keep the file name tame.
-        let safe: String = handle
-            .chars()
-            .map(|c| {
-                if c == '/' || c == '\\' || c == '.' {
-                    '_'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let safe = crate::codec::Handle::file_stem(handle);
         dir.join(format!("client-{safe}.json"))
     }
 

@@ -64,6 +64,21 @@ impl Handle {
         &self.0
     }
 
+    /// The handle made a tame file-name part: separators and dots become `_`, so no handle can
+    /// climb out of a directory or hide a file (the runtime file, both histories use it).
+    pub fn file_stem(handle: &str) -> String {
+        handle
+            .chars()
+            .map(|c| {
+                if matches!(c, '/' | '\\' | '.') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
     /// What the handle looks like, for telling look-alikes apart: the UTS 39 skeleton of its
     /// NFC form. `bob`, `bоb` (Cyrillic о) and `b\u{f6}b` vs `bo\u{308}b` share one.
     pub fn skeleton(&self) -> String {

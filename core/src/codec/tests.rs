@@ -350,6 +350,14 @@ fn handle_rules() {
 }
 
 #[test]
+fn file_stems_stay_in_their_directory() {
+    assert_eq!(Handle::file_stem("../../etc/passwd"), "______etc_passwd");
+    assert_eq!(Handle::file_stem(".hidden"), "_hidden");
+    assert_eq!(Handle::file_stem("a\\b"), "a_b");
+    assert_eq!(Handle::file_stem("Zoë"), "Zoë");
+}
+
+#[test]
 fn errors_read_as_one_line() {
     let e = decode(b"JOIN alice 70000").unwrap_err();
     assert_eq!(e.to_string(), "\"70000\" is not a port (1-65535)");

@@ -463,16 +463,7 @@ fn piped_loop(s: &mut Session) -> Result<ExitCode> {
 
 /// The prompt history of `handle`: `<state dir>/history-<handle>` (each handle its own).
 fn history_file(handle: &str) -> PathBuf {
-    let safe: String = handle
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c == '.' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let safe = slcp_core::codec::Handle::file_stem(handle);
     paths::state_dir().join(format!("history-{safe}"))
 }
 
