@@ -187,6 +187,37 @@ struct Send {
     reply: (ConnId, u64),
 }
 
+impl Send {
+    /// A send of `header` alone to `to` at `addr`: SLCP lines for a peer without UDP. An image
+    /// send sets its file, name, size and reply on top of this.
+    fn new(to: String, addr: SocketAddr, stream: TcpStream, header: Vec<u8>, now: Instant) -> Send {
+        Send {
+            path: String::new(),
+            lines: true,
+            wait_ready: false,
+            ready_buf: Vec::new(),
+            to,
+            addr,
+            file_name: String::new(),
+            stream,
+            file: None,
+            size: 0,
+            sent: 0,
+            header,
+            header_off: 0,
+            buf: Vec::new(),
+            buf_off: 0,
+            connected: false,
+            done_writing: false,
+            started: now,
+            last_io: now,
+            last_progress: now,
+            told_stall: false,
+            reply: (0, 0),
+        }
+    }
+}
+
 struct Body {
     started: Instant,
     from: String,
@@ -527,14 +558,7 @@ impl Transfers {
             if s.done_writing {
                 // Every byte went out; the receiver just never closed. Not our failure.
                 let line = self.sent_line(id, now) + " (the receiver did not confirm)";
-                let (reply, to, path) = (s.reply, s.to.clone(), s.path.clone());
-                self.close_send(id, registry);
-                out.push(Outcome::Sent {
-                    reply,
-                    line,
-                    to,
-                    path,
-                });
+                out.push(self.succeed_send(id, registry, line));
             } else {
                 let why = format!(
                     "stalled for {:?} after {} of {} bytes ({})",

@@ -65,25 +65,11 @@ impl Transfers {
                 path: path.display().to_string(),
                 lines: false,
                 wait_ready: form.ready,
-                ready_buf: Vec::new(),
-                to: to.to_owned(),
-                addr,
                 file_name,
-                stream,
                 file: Some(file),
                 size,
-                sent: 0,
-                header,
-                header_off: 0,
-                buf: Vec::new(),
-                buf_off: 0,
-                connected: false,
-                done_writing: false,
-                started: now,
-                last_io: now,
-                last_progress: now,
-                told_stall: false,
                 reply,
+                ..Send::new(to.to_owned(), addr, stream, header, now)
             },
         );
         Ok(())
@@ -122,33 +108,8 @@ impl Transfers {
             Err(e) => return warn!("{e}"),
         };
         let id = self.next_id - 1;
-        self.sends.insert(
-            id,
-            Send {
-                path: String::new(),
-                lines: true,
-                wait_ready: false,
-                ready_buf: Vec::new(),
-                to: addr.to_string(),
-                addr,
-                file_name: String::new(),
-                stream,
-                file: None,
-                size: 0,
-                sent: 0,
-                header: bytes,
-                header_off: 0,
-                buf: Vec::new(),
-                buf_off: 0,
-                connected: false,
-                done_writing: false,
-                started: now,
-                last_io: now,
-                last_progress: now,
-                told_stall: false,
-                reply: (0, 0),
-            },
-        );
+        self.sends
+            .insert(id, Send::new(addr.to_string(), addr, stream, bytes, now));
     }
 
     pub(super) fn sent_line(&self, id: u64, now: Instant) -> String {
@@ -167,6 +128,19 @@ impl Transfers {
     pub(super) fn close_send(&mut self, id: u64, registry: &Registry) {
         if let Some(mut s) = self.sends.remove(&id) {
             let _ = registry.deregister(&mut s.stream);
+        }
+    }
+
+    /// Closes send `id` as delivered, `line` being what the prompt hears.
+    pub(super) fn succeed_send(&mut self, id: u64, registry: &Registry, line: String) -> Outcome {
+        let s = &self.sends[&id];
+        let (reply, to, path) = (s.reply, s.to.clone(), s.path.clone());
+        self.close_send(id, registry);
+        Outcome::Sent {
+            reply,
+            line,
+            to,
+            path,
         }
     }
 
@@ -239,16 +213,8 @@ impl Transfers {
                 match s.stream.read(&mut b) {
                     Ok(0) => {
                         let line = self.sent_line(id, now);
-                        let reply = self.sends[&id].reply;
                         info!("{line}");
-                        let (to, path) = (self.sends[&id].to.clone(), self.sends[&id].path.clone());
-                        self.close_send(id, registry);
-                        out.push(Outcome::Sent {
-                            reply,
-                            line,
-                            to,
-                            path,
-                        });
+                        out.push(self.succeed_send(id, registry, line));
                         return false;
                     }
                     Ok(_) => continue,
