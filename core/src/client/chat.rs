@@ -75,63 +75,6 @@ pub struct Stats {
     pub greeted: u64,
 }
 
-/// A history database operation the shell carries out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryOp {
-    /// Store a message (or an image): `unread` when no prompt saw it arrive.
-    Add {
-        /// Wall-clock time, ms.
-        at: u64,
-        /// The other side.
-        peer: String,
-        /// Received (true) or sent.
-        incoming: bool,
-        /// `text` or `image`.
-        kind: &'static str,
-        /// The text, or the image's path.
-        body: String,
-        /// `received`, `sent`, `unverified`, or why it failed.
-        outcome: String,
-        /// Nobody saw it yet.
-        unread: bool,
-    },
-    /// HISTORY or SEARCH from a prompt: the shell replies to (conn, id).
-    Query {
-        /// The prompt.
-        conn: ConnId,
-        /// The request.
-        id: u64,
-        /// What is asked.
-        q: HistoryQuery,
-    },
-    /// A prompt attached: send it the unread messages (and, for a person, a recap).
-    Attach {
-        /// The prompt.
-        conn: ConnId,
-        /// The last lines of each recent conversation, and a count of the unread.
-        recap: bool,
-    },
-}
-
-/// What HISTORY and SEARCH ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryQuery {
-    /// The conversations with their unread counts.
-    Conversations,
-    /// The last `n` messages with `peer` (everyone when `None`).
-    Last {
-        /// With whom.
-        peer: Option<String>,
-        /// How many.
-        n: usize,
-    },
-    /// The best matches of `words`.
-    Search {
-        /// What to find.
-        words: String,
-    },
-}
-
 /// Where an IPC line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum To {
@@ -659,79 +602,15 @@ impl Chat {
             .ipc
             .push((To::Conn(conn), ServerMsg::Reply { id, lines, error }));
     }
-
-    /// A REPL presented the right token: greet it and hand it the backlog.
-    pub fn attach(&mut self, conn: ConnId, recap: bool) {
-        self.conns.insert(conn);
-        let hello = ServerMsg::Hello {
-            handle: self.me.to_string(),
-            port: self.s.port,
-            peers: self.peers.map().keys().map(|h| h.to_string()).collect(),
-            commands: self.commands.clone(),
-        };
-        self.out.ipc.push((To::Conn(conn), hello));
-        if self.stats.backlog_dropped > 0 {
-            let n = std::mem::take(&mut self.stats.backlog_dropped);
-            self.out.ipc.push((
-                To::Conn(conn),
-                ServerMsg::Event {
-                    event: Event::Error {
-                        text: format!(
-                            "{n} older messages were dropped while no prompt was attached (backlog = {})",
-                            self.s.backlog
-                        ),
-                    },
-                    at: self.wall,
-                },
-            ));
-        }
-        for (event, at) in std::mem::take(&mut self.backlog) {
-            self.out
-                .ipc
-                .push((To::Conn(conn), ServerMsg::Event { event, at }));
-        }
-        if self.s.history {
-            // The messages that arrived meanwhile, with their times, then marked read; the
-            // prompt's commands wait for them, so it sees them first.
-            self.out.history.push(HistoryOp::Attach { conn, recap });
-            self.replaying.insert(conn);
-        }
-    }
-
-    /// Events from the past (the history) for one prompt, each with its own time.
-    pub fn replay(&mut self, now: Instant, conn: ConnId, events: Vec<(Event, u64)>) {
-        for (event, at) in events {
-            self.out
-                .ipc
-                .push((To::Conn(conn), ServerMsg::Event { event, at }));
-        }
-        // Now the prompt has seen what came meanwhile: its commands run.
-        self.replaying.remove(&conn);
-        let held: Vec<(ConnId, u64, String)> = {
-            let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
-                .into_iter()
-                .partition(|(c, _, _)| *c == conn);
-            self.held = others;
-            mine
-        };
-        for (c, id, line) in held {
-            self.request(now, c, id, &line);
-        }
-    }
-
-    /// A REPL went away; its pending commands are dropped.
-    pub fn detach(&mut self, conn: ConnId) {
-        self.conns.remove(&conn);
-        self.replaying.remove(&conn);
-        self.held.retain(|(c, _, _)| *c != conn);
-        self.pending.retain(|_, p| p.conn != conn);
-    }
 }
 
 mod commands;
+mod history_ops;
 mod parts;
+mod prompts;
 pub use commands::builtin_commands;
 use commands::minutes;
+pub use history_ops::{HistoryOp, HistoryQuery};
 #[cfg(test)]
 mod identity_tests;
 mod receive;
