@@ -88,6 +88,16 @@ pub static KEYS: &[Key] = &[
         show: |c| toml_str(&c.imagepath.display().to_string()),
     },
     Key {
+        name: "downloadpath",
+        doc: "The folder received files (FILE) are saved in, under their own names made safe.\n\
+              Default: your download folder + slcp/.",
+        apply: |c, r| {
+            c.downloadpath = path(r).ok_or_else(|| "a folder path".to_string())?;
+            Ok(())
+        },
+        show: |c| toml_str(&c.downloadpath.display().to_string()),
+    },
+    Key {
         name: "broadcast",
         doc: "Addresses JOIN, LEAVE, WHO, AWAY and BACK are sent to besides the interfaces'\n\
               broadcast addresses. 127.255.255.255 reaches every slcp on this machine.",
@@ -213,6 +223,30 @@ pub static KEYS: &[Key] = &[
             Ok(())
         },
         show: |c| c.max_image_bytes.to_string(),
+    },
+    Key {
+        name: "max_file_bytes",
+        doc: "The largest file (FILE) accepted, in bytes; a larger one is refused with the reason.",
+        apply: |c, r| {
+            c.max_file_bytes = uint(r)
+                .and_then(|v| u64::try_from(v).ok())
+                .filter(|v| *v <= 1 << 50)
+                .ok_or_else(|| "a size in bytes (0 to 1125899906842624)".to_string())?;
+            Ok(())
+        },
+        show: |c| c.max_file_bytes.to_string(),
+    },
+    Key {
+        name: "max_send_rate",
+        doc: "Bytes per second one image or file send may use (0: no limit), to leave room on a\n\
+              slow link.",
+        apply: |c, r| {
+            c.max_send_rate = uint(r)
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| "a rate in bytes per second (0 for no limit)".to_string())?;
+            Ok(())
+        },
+        show: |c| c.max_send_rate.to_string(),
     },
     Key {
         name: "transfer_timeout",
@@ -342,6 +376,19 @@ pub static KEYS: &[Key] = &[
             Ok(())
         },
         show: |c| c.bell.to_string(),
+    },
+    Key {
+        name: "notify",
+        doc: "How you hear that a message, image or file arrived: \"bell\" (the prompt's bell),\n\
+              \"desktop\" (a desktop notification), \"both\" or \"off\". None for the conversation\n\
+              you are typing in; at most one per sender every 5 s.",
+        apply: |c, r| {
+            c.notify = text(r)
+                .and_then(|s| slcp_core::client::NotifyMode::parse(&s))
+                .ok_or_else(|| "one of \"bell\", \"desktop\", \"both\", \"off\"".to_string())?;
+            Ok(())
+        },
+        show: |c| toml_str(c.notify.as_str()),
     },
     Key {
         name: "backlog",

@@ -86,6 +86,8 @@ pub struct Config {
     pub autoreply: String,
     /// Where received images are saved.
     pub imagepath: PathBuf,
+    /// Where received files (FILE) are saved.
+    pub downloadpath: PathBuf,
     /// Extra broadcast (or unicast) addresses for JOIN/LEAVE/WHO/AWAY/BACK.
     pub broadcast: Vec<IpAddr>,
     /// Whether to broadcast on every up IPv4 interface as well.
@@ -99,6 +101,12 @@ pub struct Config {
     pub plugin_dir: Vec<PathBuf>,
     /// The largest image accepted, in bytes.
     pub max_image_bytes: u64,
+    /// The largest file (FILE) accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Bytes per second an image or file send may use (0: as fast as the network goes).
+    pub max_send_rate: u64,
+    /// How the user hears that something arrived: bell, desktop, both or off.
+    pub notify: slcp_core::client::NotifyMode,
     /// How long a transfer may stall before it is aborted.
     pub transfer_timeout: Duration,
     /// How often a client re-sends JOIN and WHO.
@@ -247,6 +255,10 @@ impl Config {
             whoisport: 4000,
             autoreply: "I am away right now".into(),
             imagepath: paths::default_imagepath(),
+            downloadpath: paths::default_downloadpath(),
+            max_file_bytes: 4 << 30,
+            max_send_rate: 0,
+            notify: slcp_core::client::NotifyMode::Bell,
             broadcast: vec!["127.255.255.255".parse().unwrap()],
             interfaces: true,
             interface: String::new(),

@@ -33,6 +33,19 @@ pub fn default_imagepath() -> PathBuf {
         .join("images")
 }
 
+/// Where received files go: the platform's download folder + `slcp/` (the data dir's
+/// `slcp/downloads` where there is none).
+pub fn default_downloadpath() -> PathBuf {
+    dirs::download_dir()
+        .map(|d| d.join("slcp"))
+        .unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("slcp")
+                .join("downloads")
+        })
+}
+
 /// The history database of `handle`: `<data dir>/slcp/history/<handle>.sqlite3`, one per user
 /// (the handle made a safe file name).
 pub fn history_file(handle: &str) -> PathBuf {

@@ -123,6 +123,30 @@ pub enum Event {
         /// Where it was saved.
         path: String,
     },
+    /// A message to several people (a group, a list, everyone) arrived.
+    Group {
+        /// The sender's handle (or address, when unknown).
+        from: String,
+        /// Who it went to: `@team`, `alice,bob,carol`, or `*` for everyone.
+        group: String,
+        /// The text.
+        text: String,
+    },
+    /// A file was saved (FILE, with its own name made safe).
+    File {
+        /// Sender.
+        from: String,
+        /// Size in bytes.
+        size: u64,
+        /// Where it was saved.
+        path: String,
+    },
+    /// Something arrived that the user should notice now: a prompt rings its bell (notify is
+    /// `bell` or `both`, or the desktop has no notification service).
+    Alert {
+        /// Who it is from.
+        from: String,
+    },
     /// A send this prompt started is under way.
     Progress {
         /// Bytes sent.
@@ -160,6 +184,13 @@ impl Event {
             Event::Image { from, size, path } => {
                 format!("image {} {size} {}", r(from), r(path))
             }
+            Event::Group { from, group, text } => {
+                format!("group {} {} {}", r(group), r(from), r(text))
+            }
+            Event::File { from, size, path } => {
+                format!("file {} {size} {}", r(from), r(path))
+            }
+            Event::Alert { from } => format!("alert {}", r(from)),
             Event::Progress { sent, size } => format!("progress {sent} {size}"),
             Event::Notice { text } => format!("notice {}", r(text)),
             Event::Error { text } => format!("error {}", r(text)),
@@ -169,7 +200,11 @@ impl Event {
     /// The handle the event is about, if any.
     pub fn handle(&self) -> Option<&str> {
         match self {
-            Event::Message { from, .. } | Event::Image { from, .. } => Some(from),
+            Event::Message { from, .. }
+            | Event::Image { from, .. }
+            | Event::Group { from, .. }
+            | Event::File { from, .. }
+            | Event::Alert { from } => Some(from),
             Event::Join { handle, .. }
             | Event::Leave { handle }
             | Event::Away { handle }
@@ -193,6 +228,9 @@ impl Event {
             Event::Clash { .. } => "clash",
             Event::Handle { .. } => "handle",
             Event::Image { .. } => "image",
+            Event::Group { .. } => "group",
+            Event::File { .. } => "file",
+            Event::Alert { .. } => "alert",
             Event::Progress { .. } => "progress",
             Event::Notice { .. } => "notice",
             Event::Error { .. } => "error",

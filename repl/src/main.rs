@@ -109,6 +109,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .history
                     .then(|| slcp_config::paths::history_file(c.handle.as_str())),
                 history_days: c.history_days,
+                notify: c.notify,
+                downloadpath: c.downloadpath.clone(),
+                max_file_bytes: c.max_file_bytes,
+                max_send_rate: c.max_send_rate,
             };
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {

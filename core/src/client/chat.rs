@@ -54,6 +54,8 @@ pub struct Settings {
     pub image_ports: BTreeMap<String, u16>,
     /// Messages are kept in the history database (the shell has one open).
     pub history: bool,
+    /// How the user hears that something arrived.
+    pub notify: NotifyMode,
 }
 
 /// Counters, shown by STATUS.
@@ -107,6 +109,8 @@ pub struct Outbox {
     pub history: Vec<HistoryOp>,
     /// Config keys to save in the config file: (key, value in TOML).
     pub persist: Vec<(String, String)>,
+    /// Desktop notifications to show.
+    pub notify: Vec<Notification>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +152,10 @@ pub struct Chat {
     flag_writers: BTreeSet<IpAddr>,
     /// When we last asked WHO: KNOWUSERS from a non-discovery is believed only soon after.
     last_who: Option<Instant>,
+    /// Saved groups, and groups named in messages received.
+    groups: groups::Groups,
+    /// Who reads which prompt, and what to tell them of arrivals.
+    attention: notify::Attention,
     /// Long texts arriving in parts.
     parts: parts::Parts,
     /// Prompts waiting for the history's replay, and their commands meanwhile (bounded).
@@ -194,6 +202,8 @@ impl Chat {
             last_who: None,
             greet_budget: (now, GREETS_PER_SEC),
             parts: parts::Parts::default(),
+            groups: groups::Groups::default(),
+            attention: notify::Attention::default(),
             replaying: BTreeSet::new(),
             held: Vec::new(),
             pending: HashMap::new(),
@@ -305,6 +315,11 @@ impl Chat {
     /// An image was saved: tell the prompts and the plugins.
     pub fn image_received(&mut self, from: String, size: u64, path: String) {
         self.record(&from, true, "image", &path, "received");
+        let what = format!(
+            "sent an image ({})",
+            crate::client::transfer::human_bytes(size)
+        );
+        self.attend(&from, &from, &what);
         self.event(Event::Image { from, size, path });
     }
 
@@ -605,7 +620,10 @@ impl Chat {
 }
 
 mod commands;
+mod groups;
 mod history_ops;
+mod notify;
+pub use notify::{Notification, NotifyMode};
 mod parts;
 mod prompts;
 pub use commands::builtin_commands;

@@ -229,6 +229,11 @@ fn run(s: &mut Store, batch: Vec<HistoryOp>) -> Vec<Done> {
                 let result = query(s, &q).map_err(|e| e.to_string());
                 answers.push(Done::Reply { conn, id, result });
             }
+            HistoryOp::Group { name, members } => {
+                if let Err(e) = s.set_group(&name, members.as_deref()) {
+                    warn!("group {name} not saved: {e}");
+                }
+            }
             HistoryOp::Attach { conn, recap } => {
                 flush(s, &mut adds);
                 answers.push(Done::Replay {

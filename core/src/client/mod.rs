@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod history;
 mod ipc_conns;
+mod notifier;
 pub mod peers;
 pub mod transfer;
 
@@ -27,8 +28,10 @@ use crate::codec::{Forms, Handle};
 use crate::ipc::{self, RuntimeInfo};
 use crate::net;
 use crate::plugin::{Ask, CallEnv, CallOut, PluginHost};
+pub use chat::NotifyMode;
 use chat::{Chat, ConnId, Settings, To};
 use ipc_conns::Conn;
+use notifier::Notifier;
 use transfer::{Outcome, Transfers};
 
 const UDP: Token = Token(0);
@@ -107,6 +110,14 @@ pub struct Options {
     pub history: Option<PathBuf>,
     /// Days of history kept (0: all).
     pub history_days: u32,
+    /// How the user hears that something arrived.
+    pub notify: NotifyMode,
+    /// Where received files go.
+    pub downloadpath: PathBuf,
+    /// The largest file received.
+    pub max_file_bytes: u64,
+    /// Bytes per second a send may use at most (0: no limit).
+    pub max_send_rate: u64,
 }
 
 /// Why the client could not run.
@@ -191,6 +202,7 @@ pub fn run(
         peer_forms: opts.peer_forms.clone(),
         image_ports: opts.image_ports.clone(),
         history: false,
+        notify: opts.notify,
     };
     // A history that cannot be opened is reported, and the chat goes on without it.
     let mut history_off = None;
@@ -213,6 +225,12 @@ pub fn run(
     if let Some(e) = history_off {
         chat.report(format!("the history is off: {e}"));
     }
+    if let Some(s) = store.as_ref() {
+        match s.groups() {
+            Ok(g) => chat.set_groups(g),
+            Err(e) => chat.report(format!("the saved groups could not be read: {e}")),
+        }
+    }
     // Said now, not when the first image arrives (and is refused for it).
     if let Err(e) = transfer::check_imagepath(&opts.imagepath) {
         warn!("{e}");
@@ -226,18 +244,22 @@ pub fn run(
     chat.set_plugins(plugins.commands(), plugins.report());
     chat.start(now);
 
-    // The history's answers come back through the poll's waker.
-    let worker = match store {
-        Some(s) => {
-            let waker = Arc::new(
-                mio::Waker::new(poll.registry(), WAKE).map_err(io_err("creating the waker"))?,
-            );
-            Some(history::Worker::start(s, move || {
-                let _ = waker.wake();
-            }))
-        }
-        None => None,
-    };
+    // The history's answers, and a missing notification service, come back through the
+    // poll's waker (one per poll).
+    let waker =
+        Arc::new(mio::Waker::new(poll.registry(), WAKE).map_err(io_err("creating the waker"))?);
+    let worker = store.map(|s| {
+        let waker = waker.clone();
+        history::Worker::start(s, move || {
+            let _ = waker.wake();
+        })
+    });
+    let notifier = matches!(opts.notify, NotifyMode::Desktop | NotifyMode::Both).then(|| {
+        let waker = waker.clone();
+        Notifier::start(move || {
+            let _ = waker.wake();
+        })
+    });
     let mut shell = Shell {
         poll,
         udp,
@@ -248,6 +270,7 @@ pub fn run(
         plugins,
         setup,
         history: worker,
+        notifier,
         transfers: Transfers::new(
             opts.imagepath.clone(),
             transfer::Limits {
@@ -309,6 +332,9 @@ pub fn run(
                 WAKE => {
                     if let Some(h) = shell.history.as_ref() {
                         h.collect(&mut chat);
+                    }
+                    if let Some((why, from)) = shell.notifier.as_mut().and_then(Notifier::failure) {
+                        chat.desktop_unavailable(&why, &from);
                     }
                 }
                 IMAGES => shell.transfers.accept(
@@ -427,6 +453,7 @@ impl transfer::Policy for ShellPolicy<'_> {
 
 struct Shell {
     history: Option<history::Worker>,
+    notifier: Option<Notifier>,
     transfers: Transfers,
     plugins: PluginHost,
     setup: PluginSetup,
@@ -599,6 +626,11 @@ impl Shell {
             h.send(chat);
         } else {
             chat.out.history.clear();
+        }
+        for n in std::mem::take(&mut chat.out.notify) {
+            if let Some(d) = self.notifier.as_ref() {
+                d.send(n);
+            }
         }
         for (key, value) in std::mem::take(&mut chat.out.persist) {
             if let Err(e) = (self.setup.persist)(&key, &value) {

@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::codec::{Forms, Handle};
+use crate::ext::Exts;
 use crate::net;
 
 /// Most peers one client keeps; claims beyond it are dropped (a LAN of strangers cannot grow
@@ -55,6 +56,11 @@ pub struct Peer {
     /// It tells us its AWAY/BACK itself: a discovery's relay of them (which may arrive after
     /// the next one) is not needed.
     pub direct_presence: bool,
+    /// The extensions it announced in its `SLCPX` hello (`None`: no hello heard, a plain SLCP
+    /// peer as far as we know).
+    pub exts: Option<Exts>,
+    /// We answered its hello with ours (once per peer: two slcp clients never ping-pong).
+    pub hello_answered: bool,
 }
 
 impl Peer {
@@ -73,6 +79,8 @@ impl Peer {
             home_seen: false,
             last_msg: None,
             direct_presence: false,
+            exts: None,
+            hello_answered: false,
         }
     }
 }

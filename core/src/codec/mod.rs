@@ -10,7 +10,7 @@ use thiserror::Error;
 mod decode;
 pub mod forms;
 mod handle;
-mod quote;
+pub(crate) mod quote;
 
 pub use decode::{
     DecodeError, DecodeErrorKind, decode, decode_datagram, decode_datagram_forms, decode_line,

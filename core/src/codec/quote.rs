@@ -8,7 +8,7 @@ pub fn needs_quotes(text: &str) -> bool {
 }
 
 /// Appends `text` as SLCP.md says: bare unless [`needs_quotes`], quoted when `always`.
-pub fn text_into(out: &mut String, text: &str, always: bool) {
+pub(crate) fn text_into(out: &mut String, text: &str, always: bool) {
     if always || needs_quotes(text) {
         quote_into(out, text);
     } else {

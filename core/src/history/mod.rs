@@ -112,6 +112,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
     END;",
+    // 2: named groups (GROUP create), members as one comma-separated list of handles.
+    "CREATE TABLE groups (name TEXT PRIMARY KEY, members TEXT NOT NULL);",
 ];
 
 /// The open database.
@@ -229,6 +231,49 @@ impl Store {
                 })?;
         }
         Ok(())
+    }
+
+    /// The saved groups: name and members.
+    pub fn groups(&self) -> Result<Vec<(String, Vec<String>)>, HistoryError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, members FROM groups ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, m)| {
+                (
+                    n,
+                    m.split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// Saves group `name` with `members` (replacing it), or deletes it when `members` is `None`.
+    pub fn set_group(
+        &mut self,
+        name: &str,
+        members: Option<&[String]>,
+    ) -> Result<(), HistoryError> {
+        let r = match members {
+            Some(m) => self.conn.execute(
+                "INSERT INTO groups (name, members) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET members = excluded.members",
+                rusqlite::params![name, m.join(",")],
+            ),
+            None => self
+                .conn
+                .execute("DELETE FROM groups WHERE name = ?1", [name]),
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
     }
 
     /// Stores one message; `unread` when no prompt saw it arrive. Returns its id.

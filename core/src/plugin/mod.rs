@@ -435,7 +435,11 @@ impl PluginHost {
     pub fn event(&mut self, e: &PluginEvent, env: &mut CallEnv<'_>) -> CallOut {
         let (kind, handle, text, size): (u32, &str, &str, u64) = match e {
             PluginEvent::Chat(c) => match c {
-                Event::Message { from, text } => (event_kind::MESSAGE, from, text, 0),
+                // A message to a group is a message from its sender (an auto-reply goes to
+                // the sender alone, not to the group).
+                Event::Message { from, text } | Event::Group { from, text, .. } => {
+                    (event_kind::MESSAGE, from, text, 0)
+                }
                 Event::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
                 Event::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
                 // To a plugin, a rename is the old handle leaving and the new one joining.
@@ -448,6 +452,8 @@ impl PluginHost {
                 }
                 // Nothing for plugins in these.
                 Event::Clash { .. }
+                | Event::File { .. }
+                | Event::Alert { .. }
                 | Event::Progress { .. }
                 | Event::Notice { .. }
                 | Event::Error { .. } => return CallOut::default(),

@@ -336,6 +336,13 @@ impl Session {
         step
     }
 
+    /// Tells the client which conversation a person types in: no notification for it.
+    fn focus(&mut self, conv: &str) {
+        if self.interactive {
+            let _ = self.send(&format!("FOCUS {conv}"));
+        }
+    }
+
     /// `QUERY <handle>` (or TALK): plain lines go to them until `QUERY` alone.
     fn query(&mut self, rest: &str) -> Step {
         let mut p = self.shared.partner.lock().unwrap();
@@ -343,9 +350,13 @@ impl Session {
         let rest = rest.trim();
         if rest.is_empty() {
             match p.take() {
-                Some(old) => self.print(&format!(
-                    "no longer talking to {old}; lines are commands again"
-                )),
+                Some(old) => {
+                    drop(p);
+                    self.focus("");
+                    self.print(&format!(
+                        "no longer talking to {old}; lines are commands again"
+                    ))
+                }
                 None => self.print("you talk to nobody in particular; QUERY <handle> starts"),
             }
             return Step::Ok;
@@ -356,6 +367,7 @@ impl Session {
         }
         *p = Some(rest.to_string());
         drop(p);
+        self.focus(rest);
         self.print(&format!(
             "talking to {rest}: plain lines go to {rest}, commands start with /, /query alone ends it"
         ));

@@ -77,13 +77,30 @@ impl Printer {
             }
             return;
         }
+        if let Event::Alert { .. } = e {
+            // The client decided the user should hear of it (notify, focus, rate limit);
+            // a script never rings.
+            if let Printer::Interactive { printer, bell, .. } = self
+                && *bell
+            {
+                let _ = printer.print("\x07".to_string());
+            }
+            return;
+        }
         match self {
             Printer::Piped => self.out(shared, e.line()),
-            Printer::Interactive { color, bell, .. } => {
-                let mut t = human(e, *color, *bell);
+            Printer::Interactive { color, .. } => {
+                let mut t = human(e, *color);
                 // Every message line has its time; other lines when they come from the past.
                 let old = history::now_ms().saturating_sub(at) > 60_000;
-                if at > 0 && (old || matches!(e, Event::Message { .. } | Event::Image { .. })) {
+                let message = matches!(
+                    e,
+                    Event::Message { .. }
+                        | Event::Image { .. }
+                        | Event::Group { .. }
+                        | Event::File { .. }
+                );
+                if at > 0 && (old || message) {
                     t = format!("{} {t}", clock(at));
                 }
                 if let Event::Message { from, .. } = e {
@@ -138,7 +155,7 @@ pub(super) fn clock(at: u64) -> String {
 
 /// An event as a person reads it: every foreign string through the renderer first, then our
 /// own colours around it.
-fn human(e: &Event, color: bool, bell: bool) -> String {
+fn human(e: &Event, color: bool) -> String {
     let (b, d, r) = if color {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
     } else {
@@ -147,11 +164,10 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
     let v = render;
     match e {
         Event::Message { from, text } => {
-            let ring = if bell { "\x07" } else { "" };
             // `/me waves` arrives as `* alice waves`: shown as an action.
             if let Some(action) = text.strip_prefix(&format!("* {from} ")) {
                 let c = handle_color(from, color);
-                return format!("{c}* {} {}{r}{ring}", v(from), v(action));
+                return format!("{c}* {} {}{r}", v(from), v(action));
             }
             let auto = if slcp_plugin_api::markers::is_auto_reply(text) {
                 format!(" {d}(automatic reply){r}")
@@ -163,11 +179,11 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
                 // Named a handle its source does not hold: say so, never show it as that user.
                 Some((name, addr)) => {
                     let (name, addr) = (v(name), v(addr));
-                    format!("? \"{name}\" from {addr} (not {name}): {text}{auto}{ring}")
+                    format!("? \"{name}\" from {addr} (not {name}): {text}{auto}")
                 }
                 None => {
                     let c = handle_color(from, color);
-                    format!("{c}{b}{}{r}: {text}{auto}{ring}", v(from))
+                    format!("{c}{b}{}{r}: {text}{auto}", v(from))
                 }
             }
         }
@@ -192,6 +208,19 @@ fn human(e: &Event, color: bool, bell: bool) -> String {
                 v(path)
             )
         }
+        Event::Group { from, group, text } => {
+            let c = handle_color(from, color);
+            let g = handle_color(group, color);
+            format!("{g}[{}]{r} {c}{b}{}{r}: {}", v(group), v(from), v(text))
+        }
+        Event::File { from, size, path } => format!(
+            "{}{b}{}{r} sent a file: {} saved as {}",
+            handle_color(from, color),
+            v(from),
+            human_bytes(*size),
+            v(path)
+        ),
+        Event::Alert { .. } => String::new(),
         Event::Progress { sent, size } => progress_bar(*sent, *size),
         Event::Error { text } => format!("! {}", v(text)),
     }

@@ -22,9 +22,27 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
     vec![
         c(
             "MSG",
-            "MSG <handle> <text...>",
-            "send a message",
+            "MSG <handle|h1,h2|@group|*> <text...>",
+            "send a message to someone, to several people, to a group, or to everyone",
             &[ArgKind::Handle, ArgKind::Text],
+        ),
+        c(
+            "ALL",
+            "ALL <text...>",
+            "send a message to everyone here (the same as MSG * <text>)",
+            &[ArgKind::Text],
+        ),
+        c(
+            "GROUP",
+            "GROUP create|add|remove|delete|list <name> [handles...]",
+            "named groups to message at once with MSG @name (saved)",
+            &[ArgKind::Text, ArgKind::Text, ArgKind::Handle],
+        ),
+        c(
+            "FOCUS",
+            "FOCUS [conversation]",
+            "no notification for the conversation you are typing in (QUERY sets it)",
+            &[ArgKind::Handle],
         ),
         c("WHO", "WHO", "ask who is here and list them", &[]),
         c("AWAY", "AWAY", "tell everyone you are away", &[]),
@@ -105,6 +123,7 @@ impl Chat {
         };
         let word = word.to_ascii_uppercase();
         self.last_activity = now;
+        self.typed(conn);
         if self.auto_away_active && self.away && word != "AWAY" && word != "BACK" {
             // Typing again ends an away period that auto-away began.
             let _ = self.set_away(false);
@@ -115,6 +134,13 @@ impl Chat {
         let r = match word.as_str() {
             "" => Ok(Vec::new()),
             "MSG" => return self.cmd_msg(now, conn, id, rest),
+            "ALL" if rest.is_empty() => Err("usage: ALL <text...>".into()),
+            "ALL" => return self.cmd_msg(now, conn, id, &format!("* {rest}")),
+            "GROUP" => self.cmd_group(rest),
+            "FOCUS" => {
+                self.set_focus(conn, rest);
+                Ok(Vec::new())
+            }
             "WHO" => {
                 let verbose = matches!(rest, "-v" | "--verbose");
                 if !verbose && !rest.is_empty() {
@@ -276,7 +302,9 @@ impl Chat {
         if to.is_empty() || text.is_empty() {
             return self.reply(conn, id, Err("usage: MSG <handle> <text...>".into()));
         }
+        let many = to == "*" || to.starts_with('@') || to.contains(',');
         let to = match Handle::new(to) {
+            Err(_) if many => return self.msg_many(conn, id, to, text),
             Ok(h) => h,
             Err(e) => return self.reply(conn, id, Err(format!("{to:?} is not a handle: {e}"))),
         };
@@ -330,9 +358,29 @@ impl Chat {
         }
     }
 
+    /// MSG to `*`, `@group` or `h1,h2`: the text checked as for one recipient, then sent to each.
+    fn msg_many(&mut self, conn: ConnId, id: u64, target: &str, text: &str) {
+        let text = codec::unquote(text);
+        if let Some(c) = render::first_unsafe(&text) {
+            let e = format!(
+                "the text holds U+{:04X}, a control or invisible character the receiver's terminal could act on; remove it",
+                c as u32
+            );
+            return self.reply(conn, id, Err(e));
+        }
+        self.send_many(conn, id, target, &text);
+    }
+
+    /// Sends `text` to `to` and keeps it in the history.
+    pub(super) fn send_msg(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+        self.send_msg_unrecorded(to, text)?;
+        self.record(to.as_str(), false, "text", text, "sent");
+        Ok(())
+    }
+
     /// Sends `text` to `to` in the forms `to` uses: its handle field, quoting and terminator,
     /// over TCP to a peer without UDP.
-    pub(super) fn send_msg(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+    pub(super) fn send_msg_unrecorded(&mut self, to: &Handle, text: &str) -> Result<(), String> {
         if let Some(c) = render::first_unsafe(text) {
             return Err(format!(
                 "the text holds U+{:04X}, which is not sent",
@@ -361,7 +409,6 @@ impl Chat {
             }
             self.stats.messages_out += 1;
         }
-        self.record(to.as_str(), false, "text", text, "sent");
         Ok(())
     }
 

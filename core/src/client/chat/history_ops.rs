@@ -31,6 +31,13 @@ pub enum HistoryOp {
         /// What is asked.
         q: HistoryQuery,
     },
+    /// Save group `name` with its members, or delete it (`None`).
+    Group {
+        /// The group's name.
+        name: String,
+        /// Its members' handles.
+        members: Option<Vec<String>>,
+    },
     /// A prompt attached: send it the unread messages (and, for a person, a recap).
     Attach {
         /// The prompt.

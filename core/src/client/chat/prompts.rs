@@ -11,6 +11,10 @@ impl Chat {
     /// A REPL presented the right token: greet it and hand it the backlog.
     pub fn attach(&mut self, conn: ConnId, recap: bool) {
         self.conns.insert(conn);
+        if recap {
+            // A person reads it: it rings the bell when something arrives.
+            self.attention.people.insert(conn);
+        }
         let hello = ServerMsg::Hello {
             handle: self.me.to_string(),
             port: self.s.port,
@@ -70,6 +74,8 @@ impl Chat {
     /// A REPL went away; its pending commands are dropped.
     pub fn detach(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
+        self.attention.people.remove(&conn);
+        self.set_focus(conn, "");
         self.replaying.remove(&conn);
         self.held.retain(|(c, _, _)| *c != conn);
         self.pending.retain(|_, p| p.conn != conn);

@@ -35,7 +35,7 @@ const MAX_ENTRIES: usize = 1024;
 const MISSED_ROUNDS: u8 = 2;
 
 /// Who sent a MSG or IMG.
-enum Sender {
+pub(super) enum Sender {
     /// A known peer at its own address.
     Peer(Handle),
     /// Nobody we can vouch for: shown as `?name@address`.
@@ -56,6 +56,16 @@ impl Chat {
 
     fn lines(&mut self, now: Instant, src: SocketAddr, bytes: &[u8], via: Transport) {
         let terminated = bytes.ends_with(b"\n");
+        if crate::ext::is_ext(bytes) {
+            match crate::ext::decode(bytes) {
+                Some(m) => self.ext_message(now, src, m, via, terminated),
+                None => {
+                    self.stats.malformed += 1;
+                    debug!("dropped a malformed extension message from {src}");
+                }
+            }
+            return;
+        }
         for r in codec::decode_datagram_forms(bytes) {
             match r {
                 Ok((m, form)) => self.message(now, src, m, form, via, terminated),
@@ -218,11 +228,19 @@ impl Chat {
     /// A message for the prompts, the plugins and the history.
     pub(super) fn deliver(&mut self, from: String, text: String, outcome: &str) {
         self.record(&from, true, "text", &text, outcome);
+        self.attend(&from, &from, &text);
         self.event(Event::Message { from, text });
     }
 
     /// A sign of life from `h` at `src`; what it showed of its forms.
-    fn seen(&mut self, now: Instant, h: &Handle, src: SocketAddr, via: Transport, term: bool) {
+    pub(super) fn seen(
+        &mut self,
+        now: Instant,
+        h: &Handle,
+        src: SocketAddr,
+        via: Transport,
+        term: bool,
+    ) {
         let Some(p) = self.peers.get_mut(h) else {
             return;
         };
@@ -249,7 +267,7 @@ impl Chat {
     /// Who sent a MSG or IMG naming `named` from `src`. The exact address decides first (the
     /// client at that address), then the host: several users may share a host, and some
     /// implementations send from ephemeral ports.
-    fn sender(&self, named: &Handle, src: SocketAddr) -> Sender {
+    pub(super) fn sender(&self, named: &Handle, src: SocketAddr) -> Sender {
         let exact = self.peers.at(src);
         if *named == self.me {
             // Some implementations put the addressee in the handle field.
@@ -532,6 +550,8 @@ impl Chat {
                 }
             }
         }
+        // Our extensions (SLCP.md "Extensions"): a plain peer drops it as an unknown command.
+        self.hello_to(addr, tcp);
     }
 
     /// Ends a WHO round: a peer whose own host's discovery answered twice in a row without

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The extension hello that follows each greeting.
+const HELLO: &str = "SLCPX alice 1 file,group\n";
+
 const BCAST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255));
 
 fn settings(handle: &str) -> Settings {
@@ -20,6 +23,7 @@ fn settings(handle: &str) -> Settings {
         peer_forms: BTreeMap::new(),
         image_ports: BTreeMap::new(),
         history: false,
+        notify: NotifyMode::Bell,
     }
 }
 
@@ -113,7 +117,9 @@ fn knowusers_adds_peers_and_greets_them_once() {
         sent(&mut c),
         vec![
             (addr("127.0.0.1:5001"), "JOIN alice 5000\n".to_string()),
+            (addr("127.0.0.1:5001"), HELLO.to_string()),
             (addr("10.0.0.9:5002"), "JOIN alice 5000\n".to_string()),
+            (addr("10.0.0.9:5002"), HELLO.to_string()),
         ]
     );
     assert_eq!(
@@ -176,7 +182,7 @@ fn msg_errors_are_one_line() {
     let (mut c, t0) = started("alice");
     c.request(t0, 1, 1, "MSG bob");
     assert_eq!(reply(&mut c), Err("usage: MSG <handle> <text...>".into()));
-    c.request(t0, 1, 2, "MSG b,ob hi");
+    c.request(t0, 1, 2, "MSG b\"ob hi");
     assert!(reply(&mut c).unwrap_err().contains("is not a handle"));
     c.datagram(t0, from_disc(), b"KNOWUSERS bob 127.0.0.1 5001");
     ipc(&mut c);
@@ -289,7 +295,8 @@ fn away_and_back_are_announced_and_newcomers_hear_we_are_away() {
         sent(&mut c),
         vec![
             (addr("127.0.0.1:5002"), "JOIN alice 5000\n".to_string()),
-            (addr("127.0.0.1:5002"), "AWAY alice\n".to_string())
+            (addr("127.0.0.1:5002"), "AWAY alice\n".to_string()),
+            (addr("127.0.0.1:5002"), HELLO.to_string()),
         ]
     );
 }
