@@ -111,6 +111,8 @@ pub struct Outbox {
     pub persist: Vec<(String, String)>,
     /// Desktop notifications to show.
     pub notify: Vec<Notification>,
+    /// FILE commands to carry out.
+    pub files: Vec<FileJob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -620,6 +622,8 @@ impl Chat {
 }
 
 mod commands;
+mod files;
+pub use files::{FileJob, parse_file_args};
 mod groups;
 mod history_ops;
 mod notify;

@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod history;
 mod ipc_conns;
+mod jobs;
 mod notifier;
 pub mod peers;
 pub mod transfer;
@@ -280,8 +281,14 @@ pub fn run(
                 min_rate: opts.min_transfer_rate,
                 quota_sender: opts.quota_per_sender,
                 quota_total: opts.quota_total,
+                max_send_rate: opts.max_send_rate,
+            },
+            transfer::FileLimits {
+                dir: opts.downloadpath.clone(),
+                max_bytes: opts.max_file_bytes,
             },
         ),
+        jobs: jobs::Jobs::default(),
     };
     shell.flush(&mut chat);
     ready(&info);
@@ -440,6 +447,10 @@ impl transfer::Policy for ShellPolicy<'_> {
         }
     }
 
+    fn file_sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
+        self.chat.file_sender(named, ip)
+    }
+
     fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String> {
         let plugins = &mut *self.plugins;
         match with_env(self.chat, self.setup, |env| {
@@ -452,6 +463,7 @@ impl transfer::Policy for ShellPolicy<'_> {
 }
 
 struct Shell {
+    jobs: jobs::Jobs,
     history: Option<history::Worker>,
     notifier: Option<Notifier>,
     transfers: Transfers,
@@ -514,6 +526,9 @@ impl Shell {
         };
         outcomes.extend(self.transfers.tick(self.poll.registry(), now));
         for o in outcomes {
+            let Some(o) = self.jobs.outcome(chat, o) else {
+                continue;
+            };
             match o {
                 Outcome::Progress { reply, sent, size } => chat.progress(reply.0, sent, size),
                 Outcome::Stalling { reply, line } => chat.tell(reply.0, line),
@@ -531,6 +546,9 @@ impl Shell {
                 }
                 Outcome::Received { from, size, path } => {
                     chat.image_received(from, size, path.display().to_string())
+                }
+                Outcome::FileReceived { from, size, path } => {
+                    chat.file_received(from, size, path.display().to_string())
                 }
                 Outcome::RecvFailed { error } => chat.report(error),
                 Outcome::Lines { from, bytes } => chat.tcp_lines(now, from, &bytes),
@@ -622,6 +640,8 @@ impl Shell {
     /// Sends the chat's outbox: plugin work first, then datagrams, then IPC lines.
     fn flush(&mut self, chat: &mut Chat) {
         self.plugin_work(chat);
+        self.jobs
+            .start(chat, &mut self.transfers, self.poll.registry());
         if let Some(h) = self.history.as_mut() {
             h.send(chat);
         } else {

@@ -59,8 +59,10 @@ pub struct Peer {
     /// The extensions it announced in its `SLCPX` hello (`None`: no hello heard, a plain SLCP
     /// peer as far as we know).
     pub exts: Option<Exts>,
-    /// We answered its hello with ours (once per peer: two slcp clients never ping-pong).
-    pub hello_answered: bool,
+    /// When we last sent it our hello: a hello from it soon after is its answer (not
+    /// answered again, so two slcp clients never ping-pong); a later one is a restarted
+    /// client introducing itself, and gets ours.
+    pub hello_sent: Option<Instant>,
 }
 
 impl Peer {
@@ -80,7 +82,7 @@ impl Peer {
             last_msg: None,
             direct_presence: false,
             exts: None,
-            hello_answered: false,
+            hello_sent: None,
         }
     }
 }

@@ -12,6 +12,9 @@ pub mod names;
 pub const VERSION: u32 = 1;
 /// The most members a group message names (and a saved group holds).
 pub const MAX_MEMBERS: usize = 32;
+/// The longest file name a FILE header carries, in bytes (the receiver reads a header of at
+/// most 600 bytes, and cuts the name shorter anyway).
+const MAX_WIRE_NAME: usize = 400;
 /// The most extension names a hello is read for.
 const MAX_EXTS: usize = 16;
 
@@ -198,11 +201,14 @@ pub fn group_msg(me: &Handle, to: &To, text: &str) -> Option<Vec<u8>> {
 /// The header of a file transfer on TCP: `FILE <me> <size> <id> <name>\n`. The name is the rest
 /// of the line; characters a line cannot carry become `_` (the receiver sanitises it again).
 pub fn file_header(me: &Handle, size: u64, id: &str, name: &str) -> Vec<u8> {
-    let name: String = name
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .take(names::MAX_NAME_CHARS * 2)
-        .collect();
+    let mut out = String::new();
+    for c in name.chars().map(|c| if c.is_control() { '_' } else { c }) {
+        if out.len() + c.len_utf8() > MAX_WIRE_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    let name = out;
     format!("FILE {me} {size} {id} {name}\n").into_bytes()
 }
 

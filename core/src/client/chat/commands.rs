@@ -44,6 +44,12 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
             "no notification for the conversation you are typing in (QUERY sets it)",
             &[ArgKind::Handle],
         ),
+        c(
+            "FILE",
+            "FILE <handle|@group|h1,h2|*> <path>",
+            "send any file with its name (to slcp peers; resumes where an interrupted one stopped)",
+            &[ArgKind::Handle, ArgKind::Path],
+        ),
         c("WHO", "WHO", "ask who is here and list them", &[]),
         c("AWAY", "AWAY", "tell everyone you are away", &[]),
         c("BACK", "BACK", "tell everyone you are back", &[]),
@@ -137,6 +143,7 @@ impl Chat {
             "ALL" if rest.is_empty() => Err("usage: ALL <text...>".into()),
             "ALL" => return self.cmd_msg(now, conn, id, &format!("* {rest}")),
             "GROUP" => self.cmd_group(rest),
+            "FILE" => return self.cmd_file(conn, id, rest),
             "FOCUS" => {
                 self.set_focus(conn, rest);
                 Ok(Vec::new())
@@ -521,6 +528,9 @@ impl Chat {
             let mut forms = p.forms.to_string();
             if let Some(port) = self.s.image_ports.get(h.as_str()) {
                 forms.push_str(&format!(",images on {port}"));
+            }
+            if let Some(e) = p.exts {
+                forms.push_str(&format!(",slcpx:{}", e.list().replace(',', "+")));
             }
             rows.push(vec![
                 h.to_string(),

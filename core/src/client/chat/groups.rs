@@ -16,6 +16,9 @@ use crate::codec::Handle;
 use crate::ext::{self, Ext, Exts, MAX_MEMBERS, To};
 use crate::ipc::Event;
 
+/// A hello this soon after ours is taken as the answer to it.
+const HELLO_ANSWERED: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Saved groups at most, and groups heard of (named in a GMSG) kept at most.
 pub const MAX_GROUPS: usize = 256;
 const MAX_HEARD: usize = 64;
@@ -312,8 +315,10 @@ impl Chat {
                     info!("{h} speaks slcp extensions v{version}: {}", exts.list());
                 }
                 p.exts = Some(exts);
-                if !p.hello_answered {
-                    p.hello_answered = true;
+                if p.hello_sent
+                    .is_none_or(|t| now.duration_since(t) >= HELLO_ANSWERED)
+                {
+                    p.hello_sent = Some(now);
                     let (addr, tcp) = (p.addr, p.forms.tcp);
                     self.hello_to(addr, tcp);
                 }

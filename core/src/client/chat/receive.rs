@@ -552,6 +552,11 @@ impl Chat {
         }
         // Our extensions (SLCP.md "Extensions"): a plain peer drops it as an unknown command.
         self.hello_to(addr, tcp);
+        if let Some(h) = self.peers.at(addr).cloned()
+            && let Some(p) = self.peers.get_mut(&h)
+        {
+            p.hello_sent = Some(now);
+        }
     }
 
     /// Ends a WHO round: a peer whose own host's discovery answered twice in a row without
@@ -615,6 +620,19 @@ impl Chat {
                     _ => Err(format!("several peers at {ip}; cannot tell who sent it")),
                 }
             }
+        }
+    }
+
+    /// The sender of a FILE whose header names `named` and comes from `ip`: that peer, if it
+    /// is at that host; a stranger's file is refused.
+    pub fn file_sender(&self, named: &Handle, ip: IpAddr) -> Result<String, String> {
+        match self.peers.get(named) {
+            Some(p) if self.peers.same_host(p.addr.ip(), ip) => Ok(named.to_string()),
+            Some(p) => Err(format!("{named} is known at {}, not at {ip}", p.addr)),
+            None => Err(format!(
+                "{} at {ip} is not a known peer (files are taken from people in the chat only)",
+                render(named.as_str())
+            )),
         }
     }
 

@@ -41,6 +41,17 @@ pub struct Limits {
     pub quota_sender: u64,
     /// Bytes accepted from everyone per hour.
     pub quota_total: u64,
+    /// Bytes per second one send may use (0: no limit).
+    pub max_send_rate: u64,
+}
+
+/// Where received files go, and the largest taken.
+#[derive(Debug, Clone)]
+pub struct FileLimits {
+    /// `downloadpath`.
+    pub dir: PathBuf,
+    /// `max_file_bytes`.
+    pub max_bytes: u64,
 }
 
 /// Transfer tokens start here; lower tokens belong to the client's sockets and IPC connections.
@@ -92,6 +103,15 @@ pub enum Outcome {
         reply: (ConnId, u64),
         /// Why, in one line.
         error: String,
+    },
+    /// A file (FILE) was saved under its own name made safe.
+    FileReceived {
+        /// Sender.
+        from: String,
+        /// Size.
+        size: u64,
+        /// Where.
+        path: PathBuf,
     },
     /// An image was saved.
     Received {
@@ -154,6 +174,9 @@ pub trait Policy {
     fn offer(&mut self, from: &str, size: u64) -> Result<(), String>;
     /// Its file name (the plugins decide).
     fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String>;
+    /// The sender of a FILE whose header names `named`, coming from `ip`: a known peer at
+    /// that host, or an error (a stranger's file is refused).
+    fn file_sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String>;
 }
 
 struct Send {
@@ -163,6 +186,14 @@ struct Send {
     lines: bool,
     /// Waiting for the receiver's `READY` before the bytes.
     wait_ready: bool,
+    /// A FILE: waiting for the receiver's `FILEOK <offset>` (or `FILENO <reason>`).
+    wait_file: bool,
+    /// A FILE rather than an image.
+    is_file: bool,
+    /// Bytes the receiver had already (a resumed FILE).
+    resumed: u64,
+    /// Over `max_send_rate`: resumes at this instant.
+    throttled: Option<Instant>,
     ready_buf: Vec<u8>,
     to: String,
     addr: SocketAddr,
@@ -195,6 +226,10 @@ impl Send {
             path: String::new(),
             lines: true,
             wait_ready: false,
+            wait_file: false,
+            is_file: false,
+            resumed: 0,
+            throttled: None,
             ready_buf: Vec::new(),
             to,
             addr,
@@ -223,9 +258,16 @@ struct Body {
     from: String,
     size: u64,
     received: u64,
+    /// Bytes a FILE had from an earlier attempt.
+    resumed: u64,
     file: File,
     tmp: PathBuf,
     head: Vec<u8>,
+    /// A FILE: the name it gets (made safe); `None` for an image.
+    file_name: Option<String>,
+    /// A FILE that breaks off keeps its partial file for resuming (not when the sender sent
+    /// more than it announced: that partial is no part of anything).
+    keep_partial: bool,
 }
 
 struct Recv {
@@ -276,6 +318,8 @@ pub struct Transfers {
     quota: Quota,
     imagepath: PathBuf,
     max_bytes: u64,
+    files: FileLimits,
+    max_rate: u64,
     buf: Vec<u8>,
 }
 
@@ -316,8 +360,9 @@ fn io_reason(e: &io::Error) -> String {
 
 impl Transfers {
     /// No transfers yet; received images go to `imagepath`.
-    pub fn new(imagepath: PathBuf, limits: Limits) -> Transfers {
+    pub fn new(imagepath: PathBuf, limits: Limits, files: FileLimits) -> Transfers {
         remove_leftovers(&imagepath);
+        file::remove_stale_partials(&files.dir);
         let Limits {
             max_bytes,
             timeout,
@@ -325,6 +370,7 @@ impl Transfers {
             min_rate,
             quota_sender,
             quota_total,
+            max_send_rate,
         } = limits;
         Transfers {
             min_rate,
@@ -340,6 +386,8 @@ impl Transfers {
             grace,
             imagepath,
             max_bytes,
+            files,
+            max_rate: max_send_rate,
             buf: vec![0; CHUNK],
         }
     }
@@ -501,6 +549,7 @@ impl Transfers {
 
     /// When [`Transfers::tick`] must run next.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let throttled = self.sends.values().filter_map(|s| s.throttled);
         let sends = self.sends.values().map(|s| {
             let stall = if s.told_stall || s.done_writing || s.lines {
                 s.last_io + self.wait_of(s)
@@ -513,7 +562,7 @@ impl Transfers {
             let start = r.body.as_ref().map_or(r.accepted, |b| b.started);
             (r.last_io + self.timeout).min(start + self.timeout)
         });
-        sends.chain(recvs).min()
+        sends.chain(recvs).chain(throttled).min()
     }
 
     fn wait_of(&self, s: &Send) -> Duration {
@@ -527,6 +576,20 @@ impl Transfers {
     /// Aborts transfers that stalled longer than the timeout.
     pub fn tick(&mut self, registry: &Registry, now: Instant) -> Vec<Outcome> {
         let mut out = Vec::new();
+        // Sends held back for max_send_rate go on.
+        let due: Vec<u64> = self
+            .sends
+            .iter_mut()
+            .filter(|(_, s)| s.throttled.is_some_and(|t| t <= now))
+            .map(|(id, s)| {
+                s.throttled = None;
+                s.last_io = now;
+                *id
+            })
+            .collect();
+        for id in due {
+            self.mark_ready(id);
+        }
         // Long before it is given up, a send that stopped moving is said to have.
         let timeout = self.timeout;
         for s in self.sends.values_mut() {
@@ -550,7 +613,9 @@ impl Transfers {
         let stalled: Vec<u64> = self
             .sends
             .iter()
-            .filter(|(_, s)| now.duration_since(s.last_io) >= self.wait_of(s))
+            .filter(|(_, s)| {
+                s.throttled.is_none() && now.duration_since(s.last_io) >= self.wait_of(s)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in stalled {
@@ -647,11 +712,14 @@ impl Transfers {
     }
 }
 
+mod file;
 mod names;
 mod quota;
 mod recv;
 mod send;
 
+pub use file::file_id;
+use file::is_file;
 pub use names::looks_like_file_name;
 use names::{header_end, is_img, is_safe_name, is_text, place};
 use quota::Quota;

@@ -79,17 +79,32 @@ impl Transfers {
             Some(b) => format!("{} ({})", b.from, r.peer),
             None => r.peer.to_string(),
         };
+        let mut what = "image";
+        let mut kept = String::new();
         if let Some(b) = r.body.take() {
-            self.quota.refund(&b.from, b.size, Instant::now());
             drop(b.file);
-            if let Err(e) = std::fs::remove_file(&b.tmp) {
-                warn!("removing {}: {e}", b.tmp.display());
+            if let Some(name) = &b.file_name {
+                what = "file";
+                if b.keep_partial && b.received > 0 {
+                    // Hidden, under no real name: sending the same file again resumes here.
+                    kept = format!(
+                        "; {name}: {} kept for resuming when it is sent again",
+                        progress_of(b.received, b.size)
+                    );
+                } else if let Err(e) = std::fs::remove_file(&b.tmp) {
+                    warn!("removing {}: {e}", b.tmp.display());
+                }
+            } else {
+                self.quota.refund(&b.from, b.size, Instant::now());
+                if let Err(e) = std::fs::remove_file(&b.tmp) {
+                    warn!("removing {}: {e}", b.tmp.display());
+                }
             }
         }
         // A reset, not a close: that is how the sender learns the image was not kept.
         let _ = socket2::SockRef::from(&r.stream).set_linger(Some(Duration::ZERO));
         let _ = registry.deregister(&mut r.stream);
-        let error = format!("image from {who} not received: {why}");
+        let error = format!("{what} from {who} not received: {why}{kept}");
         warn!("{error}");
         Outcome::RecvFailed { error }
     }
@@ -111,8 +126,11 @@ impl Transfers {
             let r = self.recvs.get_mut(&id).expect("recv");
             let n = match r.stream.read(&mut self.buf) {
                 Ok(0) => {
-                    let lines =
-                        r.lines || (r.body.is_none() && !r.header.is_empty() && !is_img(&r.header));
+                    let lines = r.lines
+                        || (r.body.is_none()
+                            && !r.header.is_empty()
+                            && !is_img(&r.header)
+                            && !is_file(&r.header));
                     if lines {
                         self.close_lines(id, registry, out);
                         return false;
@@ -150,7 +168,12 @@ impl Transfers {
                 continue;
             }
             r.header.extend_from_slice(&self.buf[..n]);
-            if !r.lines && (r.header.len() >= 4 || r.header.contains(&b'\n')) && !is_img(&r.header)
+            let maybe_file = r.header.len() < 5 && b"FILE ".starts_with(&r.header);
+            if !r.lines
+                && (r.header.len() >= 4 || r.header.contains(&b'\n'))
+                && !is_img(&r.header)
+                && !is_file(&r.header)
+                && !maybe_file
             {
                 if !is_text(&r.header) {
                     out.push(self.abort_recv(
@@ -177,7 +200,13 @@ impl Transfers {
                 }
                 continue;
             }
-            let Some(end) = header_end(&r.header) else {
+            // A FILE header ends at its newline only (its name may hold spaces and digits).
+            let end = if is_file(&r.header) {
+                r.header.iter().position(|c| *c == b'\n').map(|n| n + 1)
+            } else {
+                header_end(&r.header)
+            };
+            let Some(end) = end else {
                 if r.header.len() > MAX_HEADER {
                     out.push(self.abort_recv(
                         id,
@@ -191,6 +220,19 @@ impl Transfers {
             let mut header = std::mem::take(&mut r.header);
             let rest = header.split_off(end);
             let peer = r.peer;
+            if is_file(&header) {
+                match self.open_file_body(id, &header, peer, policy) {
+                    Ok(b) => self.recvs.get_mut(&id).expect("recv").body = Some(b),
+                    Err(why) => {
+                        out.push(self.refuse_file(id, registry, &why));
+                        return false;
+                    }
+                }
+                if !self.body_data(id, &rest, registry, policy, out) {
+                    return false;
+                }
+                continue;
+            }
             match self.open_body(id, &header, peer, policy) {
                 Ok((b, handshake, named)) => {
                     out.push(Outcome::Forms {
@@ -229,6 +271,7 @@ impl Transfers {
         let r = self.recvs.get_mut(&id).expect("recv");
         let b = r.body.as_mut().expect("body");
         if data.len() as u64 > b.size - b.received {
+            b.keep_partial = false;
             let why = format!("more than the {} bytes announced", b.size);
             out.push(self.abort_recv(id, registry, &why));
             return false;
@@ -243,6 +286,10 @@ impl Transfers {
             return false;
         }
         b.received += data.len() as u64;
+        if b.received == b.size && b.file_name.is_some() {
+            out.push(self.finish_file(id, registry));
+            return false;
+        }
         if b.received == b.size {
             out.push(self.finish_recv(id, registry, policy));
             return false;
@@ -301,9 +348,12 @@ impl Transfers {
             from,
             size,
             received: 0,
+            resumed: 0,
             file,
             tmp,
             head: Vec::new(),
+            file_name: None,
+            keep_partial: false,
         };
         Ok((b, handshake, file_name.is_some()))
     }

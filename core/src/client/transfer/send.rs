@@ -115,13 +115,23 @@ impl Transfers {
     pub(super) fn sent_line(&self, id: u64, now: Instant) -> String {
         let s = &self.sends[&id];
         let secs = now.duration_since(s.started).as_secs_f64().max(1e-6);
+        let moved = s.size - s.resumed;
+        let resumed = if s.resumed > 0 {
+            format!(
+                " (resumed: {} were there, {} sent now)",
+                human_bytes(s.resumed),
+                human_bytes(moved)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "sent {} to {}: {} in {:.2} s ({}/s)",
+            "sent {} to {}: {} in {:.2} s ({}/s){resumed}",
             s.file_name,
             s.to,
             human_bytes(s.size),
             secs,
-            human_bytes((s.size as f64 / secs) as u64)
+            human_bytes((moved as f64 / secs) as u64)
         )
     }
 
@@ -153,7 +163,8 @@ impl Transfers {
             return Outcome::Reached { addr, ok: true };
         }
         let reply = s.reply;
-        let error = format!("image {} to {} failed: {why}", s.file_name, s.to);
+        let kind = if s.is_file { "file" } else { "image" };
+        let error = format!("{kind} {} to {} failed: {why}", s.file_name, s.to);
         warn!("{error}");
         self.close_send(id, registry);
         Outcome::SendFailed { reply, error }
@@ -167,6 +178,7 @@ impl Transfers {
         now: Instant,
         out: &mut Vec<Outcome>,
     ) -> bool {
+        let max_rate = self.max_rate;
         let s = self.sends.get_mut(&id).expect("send");
         if !s.connected {
             match s.stream.take_error() {
@@ -221,14 +233,25 @@ impl Transfers {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
-                        let why =
-                            format!("{} refused or aborted the image after receiving it", s.to);
+                        let why = format!(
+                            "{} refused or aborted the {} after receiving it",
+                            s.to,
+                            if s.is_file { "file" } else { "image" }
+                        );
                         out.push(self.fail_send(id, registry, why));
                         return false;
                     }
                 }
             }
         }
+        if s.wait_file && s.header_off == s.header.len() {
+            // The receiver says where to start (or why not).
+            match self.file_answer(id, registry, now, out) {
+                Some(true) => {}
+                _ => return false,
+            }
+        }
+        let s = self.sends.get_mut(&id).expect("send");
         if s.wait_ready && s.header_off == s.header.len() {
             // The receiver writes READY when it wants the bytes.
             let mut b = [0u8; 64];
@@ -269,7 +292,7 @@ impl Transfers {
             if moved >= TURN_BUDGET {
                 return true;
             }
-            if s.wait_ready && s.header_off == s.header.len() {
+            if (s.wait_ready || s.wait_file) && s.header_off == s.header.len() {
                 return true;
             }
             let res = if s.header_off < s.header.len() {
@@ -288,6 +311,14 @@ impl Transfers {
                 self.close_send(id, registry);
                 return false;
             } else if s.sent < s.size {
+                if max_rate > 0 {
+                    let done = s.sent - s.resumed;
+                    let due = s.started + Duration::from_secs_f64(done as f64 / max_rate as f64);
+                    if due > now {
+                        s.throttled = Some(due);
+                        return false;
+                    }
+                }
                 let want = CHUNK.min((s.size - s.sent) as usize);
                 s.buf.resize(want, 0);
                 let Some(file) = s.file.as_mut() else {

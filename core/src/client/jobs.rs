@@ -1,0 +1,126 @@
+//! FILE commands in the shell: the file checked once, one transfer per recipient, and one reply
+//! to the prompt when every transfer has ended (who got it, who did not and why).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use log::warn;
+use mio::Registry;
+
+use super::chat::{Chat, ConnId, FileJob};
+use super::transfer::{Outcome, Transfers};
+
+/// The FILE commands waiting for their transfers.
+#[derive(Default)]
+pub struct Jobs {
+    open: HashMap<(ConnId, u64), Job>,
+}
+
+struct Job {
+    left: usize,
+    ok: Vec<String>,
+    failed: Vec<String>,
+}
+
+/// The regular file at `path` and its metadata, or the one-line reason it cannot be sent.
+fn check(path: &std::path::Path) -> Result<std::fs::Metadata, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("no such file: {}", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            " (it is a folder)"
+        } else {
+            ""
+        };
+        return Err(format!("{} is not a regular file{what}", path.display()));
+    }
+    Ok(meta)
+}
+
+impl Jobs {
+    /// Starts the FILE commands the chat asked for.
+    pub fn start(&mut self, chat: &mut Chat, transfers: &mut Transfers, registry: &Registry) {
+        for job in std::mem::take(&mut chat.out.files) {
+            let FileJob {
+                conn,
+                id,
+                path,
+                to,
+                mut failed,
+            } = job;
+            let meta = match check(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    chat.finish_command(conn, id, Err(e));
+                    continue;
+                }
+            };
+            let me = chat.handle().clone();
+            let mut left = 0;
+            for (h, addr) in to {
+                match transfers.start_file_send(
+                    registry,
+                    addr,
+                    &me,
+                    h.as_str(),
+                    &path,
+                    &meta,
+                    (conn, id),
+                    Instant::now(),
+                ) {
+                    Ok(()) => left += 1,
+                    Err(e) => failed.push(format!("{h}: {e}")),
+                }
+            }
+            if left == 0 {
+                chat.finish_command(conn, id, Err(failed.join("; ")));
+                continue;
+            }
+            self.open.insert(
+                (conn, id),
+                Job {
+                    left,
+                    ok: Vec::new(),
+                    failed,
+                },
+            );
+            transfers.kick();
+        }
+    }
+
+    /// Takes the outcome of a send that belongs to a FILE command; gives it back otherwise.
+    pub fn outcome(&mut self, chat: &mut Chat, o: Outcome) -> Option<Outcome> {
+        let (reply, result) = match &o {
+            Outcome::Sent { reply, line, .. } => (*reply, Ok(line.clone())),
+            Outcome::SendFailed { reply, error } => (*reply, Err(error.clone())),
+            _ => return Some(o),
+        };
+        let job = self.open.get_mut(&reply)?;
+        if let Outcome::Sent { to, path, .. } = &o {
+            chat.file_sent(to, path);
+        }
+        match result {
+            Ok(line) => job.ok.push(line),
+            Err(e) => job.failed.push(e),
+        }
+        job.left -= 1;
+        if job.left > 0 {
+            return None;
+        }
+        let Some(job) = self.open.remove(&reply) else {
+            warn!("a FILE job vanished");
+            return None;
+        };
+        let r = if job.ok.is_empty() {
+            Err(job.failed.join("; "))
+        } else {
+            let mut lines = job.ok;
+            lines.extend(job.failed.into_iter().map(|f| format!("not sent: {f}")));
+            Ok(lines)
+        };
+        chat.finish_command(reply.0, reply.1, r);
+        None
+    }
+}
