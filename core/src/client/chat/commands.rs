@@ -309,9 +309,11 @@ impl Chat {
         if to.is_empty() || text.is_empty() {
             return self.reply(conn, id, Err("usage: MSG <handle> <text...>".into()));
         }
-        let many = to == "*" || to.starts_with('@') || to.contains(',');
+        // `*`, `@team` and `a,b` name several people (`*` and `@x` would be valid handles).
+        if to == "*" || to.starts_with('@') || to.contains(',') {
+            return self.msg_many(conn, id, to, text);
+        }
         let to = match Handle::new(to) {
-            Err(_) if many => return self.msg_many(conn, id, to, text),
             Ok(h) => h,
             Err(e) => return self.reply(conn, id, Err(format!("{to:?} is not a handle: {e}"))),
         };
