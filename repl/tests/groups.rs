@@ -70,12 +70,20 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
             break;
         }
     }
-    assert_eq!(got.last().map(String::as_str), Some("MSG alice Grüße \"quoted\" 🚀\n"));
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("MSG alice Grüße \"quoted\" 🚀\n")
+    );
     assert!(
-        got.iter().all(|d| d.starts_with("MSG ") || d.starts_with("SLCPX alice 1 ")),
+        got.iter()
+            .all(|d| d.starts_with("MSG ") || d.starts_with("SLCPX alice 1 ")),
         "{got:?}"
     );
-    assert_eq!(got.iter().filter(|d| d.starts_with("SLCPX")).count(), 1, "{got:?}");
+    assert_eq!(
+        got.iter().filter(|d| d.starts_with("SLCPX")).count(),
+        1,
+        "{got:?}"
+    );
 
     // Bob answers the whole group: alice and carol get it; plain is not bob's peer, and that
     // does not stop the others.

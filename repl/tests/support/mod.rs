@@ -136,6 +136,8 @@ pub struct Lan {
     /// Write no config key the binary before the built-in plugins did not know (for running an
     /// older slcp).
     pub legacy: bool,
+    /// The session bus the processes see (DBUS_SESSION_BUS_ADDRESS), for notifications.
+    pub bus: Option<String>,
 }
 
 impl Lan {
@@ -149,6 +151,7 @@ impl Lan {
             extra: extra.to_string(),
             detached: Vec::new(),
             legacy: false,
+            bus: None,
         }
     }
 
@@ -185,6 +188,9 @@ impl Lan {
             .env("XDG_STATE_HOME", h.join("state"))
             .env("XDG_CONFIG_HOME", h.join("config"))
             .env("XDG_DATA_HOME", h.join("data"));
+        if let Some(bus) = &self.bus {
+            c.env("DBUS_SESSION_BUS_ADDRESS", bus);
+        }
         c
     }
 

@@ -160,9 +160,10 @@ impl Chat {
         }
         let wall = self.wall;
         let a = &mut self.attention;
-        let typing = a.focus.iter().any(|(c, (f, t))| {
-            f == conv && a.people.contains(c) && wall.saturating_sub(*t) < TYPING_MS
-        });
+        let typing = a
+            .focus
+            .values()
+            .any(|(f, t)| f == conv && wall.saturating_sub(*t) < TYPING_MS);
         if typing {
             return;
         }
