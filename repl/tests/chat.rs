@@ -197,7 +197,7 @@ WAIT back alice 5
          message bob pong 2\n\
          you are away\n\
          you are back\n\
-         MSG <handle> <text...>  send a message\n"
+         MSG <handle|h1,h2|@group|*> <text...>  send a message to someone, to several people, to a group, or to everyone\n"
     );
     assert_eq!(a, &want_a);
     assert_eq!(
