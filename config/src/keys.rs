@@ -381,7 +381,7 @@ pub static KEYS: &[Key] = &[
         name: "notify",
         doc: "How you hear that a message, image or file arrived: \"bell\" (the prompt's bell),\n\
               \"desktop\" (a desktop notification), \"both\" or \"off\". None for the conversation\n\
-              you are typing in; at most one per sender every 5 s.",
+              you are typing in; at most one popup per sender every 5 s.",
         apply: |c, r| {
             c.notify = text(r)
                 .and_then(|s| slcp_core::client::NotifyMode::parse(&s))

@@ -63,7 +63,7 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
     c.expect_event(5 * S, group("alice", "@team", text));
     // The plain peer reads an ordinary MSG; besides the one hello it never sees an extension.
     let mut got = Vec::new();
-    while let Some(d) = plain.recv_udp(S) {
+    while let Some(d) = plain.recv_udp_all(S) {
         let done = d.starts_with("MSG ");
         got.push(d);
         if done {

@@ -97,7 +97,10 @@ impl Jobs {
             Outcome::SendFailed { reply, error } => (*reply, Err(error.clone())),
             _ => return Some(o),
         };
-        let job = self.open.get_mut(&reply)?;
+        // An image's send (no FILE job of that command) goes back to the shell.
+        let Some(job) = self.open.get_mut(&reply) else {
+            return Some(o);
+        };
         if let Outcome::Sent { to, path, .. } = &o {
             chat.file_sent(to, path);
         }

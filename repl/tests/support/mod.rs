@@ -671,7 +671,23 @@ impl FakePeer {
         FakePeer { udp, tcp }
     }
 
+    /// The next datagram but JOIN and the slcp hello (which a plain peer drops).
     pub fn recv_udp(&self, t: Duration) -> Option<String> {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let d = self.recv_udp_all(left)?;
+            if !d.starts_with("SLCPX ") {
+                return Some(d);
+            }
+        }
+    }
+
+    /// The next datagram but JOIN.
+    pub fn recv_udp_all(&self, t: Duration) -> Option<String> {
+        if t.is_zero() {
+            return None;
+        }
         self.udp.set_read_timeout(Some(t)).unwrap();
         let mut b = [0u8; 2048];
         let deadline = Instant::now() + t;

@@ -167,6 +167,14 @@ impl Chat {
         if typing {
             return;
         }
+        // The bell rings for each arrival, as it always did; popups are rate-limited.
+        if mode != NotifyMode::Desktop || a.desktop_down {
+            self.ring(from);
+        }
+        let a = &mut self.attention;
+        if !matches!(mode, NotifyMode::Desktop | NotifyMode::Both) || a.desktop_down {
+            return;
+        }
         if a.last_from
             .get(from)
             .is_some_and(|t| wall.saturating_sub(*t) < PER_SENDER_MS)
@@ -187,22 +195,16 @@ impl Chat {
                 .retain(|_, t| wall.saturating_sub(*t) < PER_SENDER_MS);
         }
         a.last_from.insert(from.to_owned(), wall);
-        let desktop = matches!(mode, NotifyMode::Desktop | NotifyMode::Both);
-        if desktop && !a.desktop_down {
-            let summary = if conv == from {
-                from.to_owned()
-            } else {
-                format!("{from} in {conv}")
-            };
-            self.out.notify.push(Notification {
-                from: from.to_owned(),
-                summary,
-                body: first_words(what),
-            });
-        }
-        if mode != NotifyMode::Desktop || self.attention.desktop_down {
-            self.ring(from);
-        }
+        let summary = if conv == from {
+            from.to_owned()
+        } else {
+            format!("{from} in {conv}")
+        };
+        self.out.notify.push(Notification {
+            from: from.to_owned(),
+            summary,
+            body: first_words(what),
+        });
     }
 }
 
