@@ -68,11 +68,18 @@ image_ports = { fab = 6001 }
 bundled = ["img"]
 history = false
 history_days = 30
+notify = "both"
+downloadpath = "/tmp/dl"
+max_file_bytes = 4096
+max_send_rate = 1000000
 "#,
     )
     .unwrap();
     let c = &l.config;
     assert_eq!(c.handle.as_str(), "jörg");
+    assert_eq!(c.notify, slcp_core::client::NotifyMode::Both);
+    assert_eq!(c.downloadpath, std::path::PathBuf::from("/tmp/dl"));
+    assert_eq!((c.max_file_bytes, c.max_send_rate), (4096, 1_000_000));
     assert_eq!(
         c.port,
         PortRange {
@@ -204,6 +211,10 @@ fn bad_values_give_one_line_naming_file_key_value_and_rule() {
         (
             "bell = \"yes\"",
             "config.toml: bell: \"yes\" is not true or false",
+        ),
+        (
+            "notify = \"loud\"",
+            "config.toml: notify: \"loud\" is not one of \"bell\", \"desktop\", \"both\", \"off\"",
         ),
         (
             "heartbeat = 0",

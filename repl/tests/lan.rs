@@ -565,3 +565,90 @@ fn doctor_tells_which_direction_is_blocked_and_static_peers_fix_another_subnet()
     );
     assert!(report.contains("2 problem(s) found"), "{report}");
 }
+
+/// Waits until `ipc`'s client has heard `who`'s extension hello (WHO -v shows `slcpx:`).
+fn wait_exts(ipc: &mut Ipc, who: &str, t: Duration) {
+    let deadline = Instant::now() + t;
+    loop {
+        let rows = ipc.cmd("WHO -v").unwrap_or_default();
+        if rows
+            .iter()
+            .any(|r| r.starts_with(&format!("{who} ")) && r.contains("slcpx:"))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no hello from {who}: {rows:?}");
+    }
+}
+
+#[test]
+fn a_group_across_two_hosts_sees_itself_and_answers_all() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(2, "");
+    net.start_discovery(1);
+    net.start_discovery(2);
+    let members = [(1, "ann"), (1, "abe"), (2, "ben")];
+    for (h, u) in members {
+        net.start_client(h, u, "");
+    }
+    let mut ipcs: HashMap<&str, Ipc> = members.iter().map(|(h, u)| (*u, net.ipc(*h, u))).collect();
+    for (_, u) in members {
+        for (_, o) in members.iter().filter(|(_, o)| *o != u) {
+            wait_exts(ipcs.get_mut(u).unwrap(), o, 10 * S);
+        }
+    }
+    let r = ipcs
+        .get_mut("ann")
+        .unwrap()
+        .cmd("GROUP create team abe ben")
+        .unwrap();
+    assert_eq!(r, vec!["created @team: abe ben".to_string()]);
+    // The creator writes; then each member answers the whole group from its own side.
+    for (from, text) in [
+        ("ann", "hello team"),
+        ("ben", "hi from host 2"),
+        ("abe", "hi from host 1"),
+    ] {
+        let r = ipcs
+            .get_mut(from)
+            .unwrap()
+            .cmd(&format!("MSG @team {text}"))
+            .unwrap();
+        assert!(r[0].starts_with("to @team: "), "{from}: {r:?}");
+        for (_, to) in members.iter().filter(|(_, t)| *t != from) {
+            let want = Event::Group {
+                from: from.into(),
+                group: "@team".into(),
+                text: text.into(),
+            };
+            let got = ipcs
+                .get_mut(to)
+                .unwrap()
+                .wait_event(5 * S, |e| matches!(e, Event::Group { .. }));
+            assert_eq!(got, Some(want), "{from} -> {to}");
+        }
+    }
+    // And a file from one host to the other.
+    let file = net.dir.path().join("notes.txt");
+    std::fs::write(&file, "über das Netz\n".repeat(10_000)).unwrap();
+    let r = ipcs
+        .get_mut("ben")
+        .unwrap()
+        .cmd(&format!("FILE ann {}", file.display()))
+        .unwrap();
+    assert!(r[0].starts_with("sent notes.txt to ann"), "{r:?}");
+    match ipcs
+        .get_mut("ann")
+        .unwrap()
+        .wait_event(5 * S, |e| matches!(e, Event::File { .. }))
+    {
+        Some(Event::File { from, path, .. }) => {
+            assert_eq!(from, "ben");
+            assert!(path.ends_with("/notes.txt"), "{path}");
+            assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&file).unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+}
