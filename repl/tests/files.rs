@@ -291,3 +291,92 @@ fn too_big_files_are_refused_with_the_reason_on_both_sides_and_plain_peers_get_n
     assert!(e.contains("no such file"), "{e}");
     drop(fake);
 }
+
+/// A tmpfs of `mib` MiB mounted at `dir`, unmounted on drop; `None` (said loudly) without root.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, mib: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a small tmpfs (not root?)");
+            return None;
+        }
+        Some(SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_file_larger_than_the_free_space_is_refused_before_a_byte_moves() {
+    let mut lan = Lan::new("");
+    lan.start_discovery();
+    lan.add_user("bob");
+    let dl = lan.home().join("dl-bob");
+    let Some(_disk) = SmallDisk::mount(&dl, 100) else {
+        return;
+    };
+    lan.set_key(
+        "bob",
+        "downloadpath",
+        &format!("{:?}", dl.display().to_string()),
+    );
+    lan.start_client("bob");
+    let mut b = lan.ipc("bob");
+    let _fake = FakePeer::join("mallory", lan.user("bob").port);
+    assert!(b.wait_peers(&["mallory"], 5 * S));
+    // The header says 200 MiB; the answer comes before any byte is sent.
+    let mut s = TcpStream::connect(("127.0.0.1", lan.user("bob").port)).unwrap();
+    s.set_read_timeout(Some(5 * S)).unwrap();
+    s.write_all(format!("FILE mallory {} 00aa big.iso\n", 200 * MIB).as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("FILENO not enough space for big.iso: 200.0 MiB to go"),
+        "{answer}"
+    );
+    let e = b.wait_event(5 * S, |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&e, Some(Event::Error { text }) if text.contains("not enough space")),
+        "{e:?}"
+    );
+    assert!(entries(&dl).is_empty(), "{:?}", entries(&dl));
+}
+
+#[test]
+fn a_relative_path_at_the_prompt_is_the_prompts_own_folder() {
+    let lan = file_lan("", &["alice", "bob"]);
+    let (mut a, mut b) = lan.pair("alice", "bob");
+    wait_exts(&mut a, "bob", 10 * S);
+    // The client runs elsewhere; the prompt runs in `work`.
+    let work = lan.home().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("notes.txt"), "from the prompt's folder\n").unwrap();
+    let mut cmd = lan.cmd();
+    cmd.current_dir(&work).args([
+        "repl",
+        "--config",
+        lan.user("alice").config.to_str().unwrap(),
+    ]);
+    let out = run_with_input(cmd, "FILE bob notes.txt\n", 20 * S);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = b.wait_event(5 * S, |e| matches!(e, Event::File { .. }));
+    let Some(Event::File { path, .. }) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "from the prompt's folder\n"
+    );
+}

@@ -248,6 +248,28 @@ enum Step {
     Lost(String),
 }
 
+/// `IMG bob pics/cat.png` as `IMG bob /home/me/pics/cat.png` (the path relative to this
+/// prompt's folder); `None` when the path is already absolute, `~/...`, or missing.
+fn absolute_path_arg(body: &str) -> Option<String> {
+    let (word, rest) = body.split_once(char::is_whitespace)?;
+    let (to, path) = rest.trim_start().split_once(char::is_whitespace)?;
+    let path = path.trim();
+    let (quoted, bare) = match path.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+        Some(p) => (true, p),
+        None => (false, path),
+    };
+    if bare.is_empty() || bare.starts_with('/') || bare.starts_with("~/") {
+        return None;
+    }
+    let abs = std::env::current_dir().ok()?.join(bare);
+    let abs = abs.display();
+    Some(if quoted {
+        format!("{word} {to} \"{abs}\"")
+    } else {
+        format!("{word} {to} {abs}")
+    })
+}
+
 impl Session {
     /// Runs one command line, local or sent to the client, and waits for its outcome.
     fn line(&mut self, line: &str) -> Step {
@@ -324,7 +346,11 @@ impl Session {
         // (a reply that arrives while this command runs still counts; a message kept from an
         // hour ago does not, whenever it reaches the prompt).
         self.mark = slcp_core::client::history::now_ms();
-        let step = self.send(line);
+        // The client runs in a folder of its own: a relative path means this prompt's folder.
+        let absolute = (word == "IMG" || word == "FILE")
+            .then(|| absolute_path_arg(body))
+            .flatten();
+        let step = self.send(absolute.as_deref().unwrap_or(line));
         if matches!(step, Step::Ok) && word == "HELP" && rest.is_empty() {
             for c in local_commands() {
                 self.print(&format!("{}  {}", c.usage, c.help));

@@ -103,8 +103,10 @@ impl Printer {
                 if at > 0 && (old || message) {
                     t = format!("{} {t}", clock(at));
                 }
-                if let Event::Message { from, .. } = e {
-                    shared.message_from(from);
+                match e {
+                    Event::Message { from, .. } => shared.message_from(from),
+                    Event::Group { group, .. } => shared.message_from(group),
+                    _ => {}
                 }
                 self.out(shared, t)
             }

@@ -33,6 +33,15 @@ pub fn file_id(path: &Path, meta: &std::fs::Metadata) -> String {
         .collect()
 }
 
+/// Space a received file must leave free on the disk of `downloadpath`.
+const SPARE: u64 = 64 << 20;
+
+/// Bytes an unprivileged user may still write in `dir` (`None` when it cannot be asked).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+}
+
 /// Whether a TCP stream begins like a FILE header.
 pub(super) fn is_file(b: &[u8]) -> bool {
     b.len() >= 5 && &b[..5] == b"FILE "
@@ -183,10 +192,6 @@ impl Transfers {
             .and_then(|r| r.body.as_ref())
             .expect("body");
         let name = b.file_name.clone().unwrap_or_else(|| "file".into());
-        if let Err(e) = b.file.sync_data() {
-            let why = format!("writing: {}", io_reason(&e));
-            return self.abort_recv(id, registry, &why);
-        }
         match place(&b.tmp, &self.files.dir, &name) {
             Ok(path) => {
                 let mut r = self.recvs.remove(&id).expect("recv");
@@ -282,6 +287,20 @@ impl Transfers {
             // Not the file it claims to continue: start over.
             file.set_len(0).map_err(unwritable)?;
             have = 0;
+        }
+        // Said now, not after gigabytes: the rest must fit, with room to spare.
+        if let Some(free) = free_bytes(&self.files.dir) {
+            let need = (h.size - have).saturating_add(SPARE);
+            if need > free {
+                if have == 0 {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                return Err(format!(
+                    "not enough space for {name}: {} to go, {} free in downloadpath",
+                    human_bytes(h.size - have),
+                    human_bytes(free)
+                ));
+            }
         }
         let r = self.recvs.get_mut(&id).expect("recv");
         // A short line on a fresh connection: the socket buffer takes it whole.
