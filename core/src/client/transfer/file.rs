@@ -39,7 +39,7 @@ const SPARE: u64 = 64 << 20;
 /// Bytes an unprivileged user may still write in `dir` (`None` when it cannot be asked).
 fn free_bytes(dir: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+    Some(s.blocks_available().saturating_mul(s.fragment_size()))
 }
 
 /// Whether a TCP stream begins like a FILE header.
