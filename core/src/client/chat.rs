@@ -636,5 +636,7 @@ pub use history_ops::{HistoryOp, HistoryQuery};
 #[cfg(test)]
 mod identity_tests;
 mod receive;
+mod senders;
+mod tables;
 #[cfg(test)]
 mod tests;

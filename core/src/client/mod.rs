@@ -9,6 +9,8 @@ pub mod history;
 mod ipc_conns;
 mod jobs;
 mod notifier;
+mod policy;
+use policy::{ShellPolicy, with_env};
 pub mod peers;
 pub mod transfer;
 
@@ -28,7 +30,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::codec::{Forms, Handle};
 use crate::ipc::{self, RuntimeInfo};
 use crate::net;
-use crate::plugin::{Ask, CallEnv, CallOut, PluginHost};
+use crate::plugin::{CallOut, PluginHost};
 pub use chat::NotifyMode;
 use chat::{Chat, ConnId, Settings, To};
 use ipc_conns::Conn;
@@ -399,66 +401,6 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Runs `f` with the plugin call environment drawn from the chat's current state.
-fn with_env<T>(chat: &Chat, setup: &mut PluginSetup, f: impl FnOnce(&mut CallEnv<'_>) -> T) -> T {
-    let handle = chat.handle().to_string();
-    let peers = chat.peers();
-    let known = |h: &str| Handle::new(h).is_ok_and(|h| peers.contains_key(&h));
-    let mut env = CallEnv {
-        handle: &handle,
-        away: chat.is_away(),
-        known: &known,
-        config: &mut setup.config,
-        persist: &mut *setup.persist,
-    };
-    f(&mut env)
-}
-
-/// The receiving side's questions, answered from the chat and the plugins.
-struct ShellPolicy<'a> {
-    chat: &'a Chat,
-    plugins: &'a mut PluginHost,
-    setup: &'a mut PluginSetup,
-}
-
-impl transfer::Policy for ShellPolicy<'_> {
-    fn knows(&mut self, h: &Handle) -> bool {
-        h == self.chat.handle() || self.chat.peers().contains_key(h)
-    }
-
-    fn sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
-        self.chat.image_sender(named, ip)
-    }
-
-    fn offer(&mut self, from: &str, size: u64) -> Result<(), String> {
-        let plugins = &mut *self.plugins;
-        match with_env(self.chat, self.setup, |env| {
-            plugins.ask(Ask::ImageOffer { from, size }, env)
-        }) {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e),
-            None => Err(
-                "no plugin receives images (is the img plugin installed? PLUGINS lists them)"
-                    .into(),
-            ),
-        }
-    }
-
-    fn file_sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
-        self.chat.file_sender(named, ip)
-    }
-
-    fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String> {
-        let plugins = &mut *self.plugins;
-        match with_env(self.chat, self.setup, |env| {
-            plugins.ask(Ask::ImageName { from, size, head }, env)
-        }) {
-            Some(r) => r,
-            None => Err("no plugin names images".into()),
-        }
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use log::{debug, info};
 
-use super::receive::{Sender, Transport};
+use super::receive::Transport;
+use super::senders::Sender;
 use super::{Chat, ConnId, HistoryOp, State};
 use crate::codec::Handle;
 use crate::ext::{self, Ext, Exts, MAX_MEMBERS, To};
