@@ -58,9 +58,9 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
     assert_eq!(r, vec!["created @team: bob carol plain".to_string()]);
     let r = a.cmd("MSG @team Grüße \"quoted\" 🚀").unwrap();
     assert_eq!(r, vec!["to @team: bob, carol, plain".to_string()]);
-    let text = "Grüße \"quoted\" 🚀";
-    b.expect_event(5 * S, group("alice", "@team", text));
-    c.expect_event(5 * S, group("alice", "@team", text));
+    let greeting = "Grüße \"quoted\" 🚀";
+    b.expect_event(5 * S, group("alice", "@team", greeting));
+    c.expect_event(5 * S, group("alice", "@team", greeting));
     // The plain peer reads an ordinary MSG; besides the one hello it never sees an extension.
     let mut got = Vec::new();
     while let Some(d) = plain.recv_udp_all(S) {
@@ -117,6 +117,17 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
     assert!(e.contains("nobody got it"), "{e}");
     let e = a.cmd("MSG @nope x").unwrap_err();
     assert!(e.contains("no group @nope"), "{e}");
+
+    // In a QUERY with the group, plain lines go to all of it.
+    let cfg = lan.user("alice").config.clone();
+    let out = lan.run_script(
+        &["repl", "--config", cfg.to_str().unwrap()],
+        "QUERY @team\nplain line to the team\n",
+        10 * S,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    b.expect_event(5 * S, group("alice", "@team", "plain line to the team"));
+    c.expect_event(5 * S, group("alice", "@team", "plain line to the team"));
 
     // Groups are saved: they survive the client.
     a.cmd("GROUP remove team plain").unwrap();
