@@ -110,11 +110,26 @@ fn unread_messages_are_shown_once_to_the_next_prompt() {
     for t in ["while", "you were out"] {
         b.cmd(&format!("MSG alice {t}")).unwrap();
     }
+    // A message to everyone comes back as one, once bob knows alice speaks the extension.
+    let deadline = std::time::Instant::now() + 10 * S;
+    while !b
+        .cmd("WHO -v")
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.starts_with("alice ") && r.contains("slcpx:"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no hello from alice");
+    }
+    b.cmd("MSG * and to all of you").unwrap();
     let cfg = lan.user("alice").config.to_str().unwrap().to_string();
     let out = lan.run_script(&["repl", "--config", &cfg], "HISTORY\n", 10 * S);
     assert_eq!(
-        text(&out.stdout).lines().take(2).collect::<Vec<_>>(),
-        vec!["message bob while", "message bob you were out"]
+        text(&out.stdout).lines().take(3).collect::<Vec<_>>(),
+        vec![
+            "message bob while",
+            "message bob you were out",
+            "group * bob and to all of you"
+        ]
     );
     // Shown once: the next prompt gets none of them again.
     let out = lan.run_script(&["repl", "--config", &cfg], "HISTORY\n", 10 * S);

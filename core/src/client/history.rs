@@ -346,11 +346,25 @@ fn attach(s: &mut Store, recap: bool) -> Vec<(Event, u64)> {
         ));
     }
     for r in unread {
+        // A group's conversation (`@team`, `*`, `a,b`) keeps `<sender>: <text>` records.
+        let group = r.peer.starts_with('@') || r.peer == "*" || r.peer.contains(',');
         let e = if r.kind == "image" {
             Event::Image {
                 from: r.peer,
                 size: 0,
                 path: r.body,
+            }
+        } else if r.kind == "file" {
+            Event::File {
+                from: r.peer,
+                size: 0,
+                path: r.body,
+            }
+        } else if let Some((from, text)) = r.body.split_once(": ").filter(|_| group) {
+            Event::Group {
+                from: from.to_owned(),
+                group: r.peer.clone(),
+                text: text.to_owned(),
             }
         } else {
             Event::Message {
