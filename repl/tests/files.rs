@@ -240,6 +240,11 @@ fn a_transfer_killed_half_way_resumes_where_it_stopped() {
     assert_eq!(sha256(&src), sha256(Path::new(&path)));
     // What went the second time: the rest only.
     let sent_again = 200 * MIB as u64 - had;
+    eprintln!(
+        "killed at {had} of {} bytes; sent again: {sent_again} ({:.1} %)",
+        200 * MIB,
+        100.0 * sent_again as f64 / (200 * MIB) as f64
+    );
     assert!(
         (sent_again as f64) < 0.6 * (200 * MIB) as f64,
         "{sent_again} bytes sent again"
