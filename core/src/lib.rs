@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod e2e;
 pub mod ext;
 pub mod history;
 pub mod ipc;

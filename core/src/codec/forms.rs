@@ -153,6 +153,18 @@ impl fmt::Display for Forms {
 /// addressee there (else `from`); the text is quoted for a peer that quotes, else bare unless it
 /// needs quotes; no terminator for a peer that sends none. `None` when over [`MAX_SEND`].
 pub fn encode_msg(from: &Handle, to: &Handle, text: &str, forms: &Forms) -> Option<Vec<u8>> {
+    encode_msg_within(from, to, text, forms, MAX_SEND)
+}
+
+/// [`encode_msg`] with another limit than [`MAX_SEND`] (a line that travels encrypted has less
+/// room: the datagram carries it with a header, a tag and base64).
+pub fn encode_msg_within(
+    from: &Handle,
+    to: &Handle,
+    text: &str,
+    forms: &Forms,
+    limit: usize,
+) -> Option<Vec<u8>> {
     let mut out = String::with_capacity(text.len() + 48);
     out.push_str("MSG ");
     out.push_str(if forms.recipient { to } else { from }.as_str());
@@ -161,7 +173,7 @@ pub fn encode_msg(from: &Handle, to: &Handle, text: &str, forms: &Forms) -> Opti
     if !forms.no_newline || forms.tcp {
         out.push('\n');
     }
-    (out.len() <= MAX_SEND).then(|| out.into_bytes())
+    (out.len() <= limit).then(|| out.into_bytes())
 }
 
 /// The entries of a WHO answer for a reader with `forms`: `KNOWNUSERS` or `KNOWUSERS`, entries
@@ -218,11 +230,22 @@ pub const MAX_PARTS: usize = 99;
 /// one datagram from `from` to `to` in `forms`; on character boundaries, at a blank when one is
 /// near. `None` when it would take more than [`MAX_PARTS`].
 pub fn split_text(from: &Handle, to: &Handle, text: &str, forms: &Forms) -> Option<Vec<String>> {
-    let fits = |s: &str| encode_msg(from, to, s, forms).is_some();
+    split_text_within(from, to, text, forms, MAX_SEND)
+}
+
+/// [`split_text`] for lines of at most `limit` bytes.
+pub fn split_text_within(
+    from: &Handle,
+    to: &Handle,
+    text: &str,
+    forms: &Forms,
+    limit: usize,
+) -> Option<Vec<String>> {
+    let fits = |s: &str| encode_msg_within(from, to, s, forms, limit).is_some();
     // Room for the text: a datagram minus the rest of the line and the longest prefix, and
     // minus the quotes a peer that quotes (or a line break) needs; escapes are counted below.
     let handle = from.as_str().len().max(to.as_str().len());
-    let room = MAX_SEND.saturating_sub(4 + handle + 1 + 1 + "(99/99) ".len() + 2);
+    let room = limit.saturating_sub(4 + handle + 1 + 1 + "(99/99) ".len() + 2);
     let mut parts: Vec<String> = Vec::new();
     let mut cur = String::new();
     let mut used = 0;

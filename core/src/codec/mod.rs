@@ -16,7 +16,10 @@ pub use decode::{
     DecodeError, DecodeErrorKind, decode, decode_datagram, decode_datagram_forms, decode_line,
     decode_line_form,
 };
-pub use forms::{Form, Forms, MAX_PARTS, encode_knowusers_for, encode_msg, part_of, split_text};
+pub use forms::{
+    Form, Forms, MAX_PARTS, encode_knowusers_for, encode_msg, encode_msg_within, part_of,
+    split_text, split_text_within,
+};
 pub use handle::{Handle, HandleError};
 pub use quote::{is_quoted, needs_quotes, quote_into, unquote};
 
