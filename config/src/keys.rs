@@ -391,6 +391,18 @@ pub static KEYS: &[Key] = &[
         show: |c| toml_str(c.notify.as_str()),
     },
     Key {
+        name: "encryption",
+        doc: "End-to-end encryption with slcp peers: \"prefer\" (encrypt with every slcp peer,\n\
+              plain SLCP with the others), \"require\" (send nothing in the clear) or \"off\".",
+        apply: |c, r| {
+            c.encryption = text(r)
+                .and_then(|s| slcp_core::client::Encryption::parse(&s))
+                .ok_or_else(|| "one of \"prefer\", \"require\", \"off\"".to_string())?;
+            Ok(())
+        },
+        show: |c| toml_str(c.encryption.as_str()),
+    },
+    Key {
         name: "backlog",
         doc: "How many received messages the client keeps while no REPL is attached.",
         apply: |c, r| {

@@ -107,6 +107,8 @@ pub struct Config {
     pub max_send_rate: u64,
     /// How the user hears that something arrived: bell, desktop, both or off.
     pub notify: slcp_core::client::NotifyMode,
+    /// Whether to encrypt with slcp peers: prefer, require or off.
+    pub encryption: slcp_core::client::Encryption,
     /// How long a transfer may stall before it is aborted.
     pub transfer_timeout: Duration,
     /// How often a client re-sends JOIN and WHO.
@@ -259,6 +261,7 @@ impl Config {
             max_file_bytes: 4 << 30,
             max_send_rate: 0,
             notify: slcp_core::client::NotifyMode::Bell,
+            encryption: slcp_core::client::Encryption::Prefer,
             broadcast: vec!["127.255.255.255".parse().unwrap()],
             interfaces: true,
             interface: String::new(),

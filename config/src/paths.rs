@@ -46,6 +46,16 @@ pub fn default_downloadpath() -> PathBuf {
         })
 }
 
+/// This user's key pair and known peers: `<data dir>/slcp/keys/<handle>.key` and
+/// `.known_peers` (the folder 0700, the files 0600).
+pub fn key_files(handle: &str) -> (PathBuf, PathBuf) {
+    let dir = dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slcp")
+        .join("keys");
+    slcp_core::e2e::keys::paths(&dir, &slcp_core::codec::Handle::file_stem(handle))
+}
+
 /// The history database of `handle`: `<data dir>/slcp/history/<handle>.sqlite3`, one per user
 /// (the handle made a safe file name).
 pub fn history_file(handle: &str) -> PathBuf {

@@ -72,6 +72,7 @@ notify = "both"
 downloadpath = "/tmp/dl"
 max_file_bytes = 4096
 max_send_rate = 1000000
+encryption = "require"
 "#,
     )
     .unwrap();
@@ -80,6 +81,7 @@ max_send_rate = 1000000
     assert_eq!(c.notify, slcp_core::client::NotifyMode::Both);
     assert_eq!(c.downloadpath, std::path::PathBuf::from("/tmp/dl"));
     assert_eq!((c.max_file_bytes, c.max_send_rate), (4096, 1_000_000));
+    assert_eq!(c.encryption, slcp_core::client::Encryption::Require);
     assert_eq!(
         c.port,
         PortRange {

@@ -62,6 +62,33 @@ pub struct CommandInfo {
     pub args: Vec<ArgKind>,
 }
 
+/// How a message travelled (slcp's end-to-end encryption, PROTOCOL.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privacy {
+    /// In the clear (a plain SLCP peer, or encryption off).
+    #[default]
+    Plain,
+    /// Encrypted and authenticated by the key pinned for the sender.
+    Encrypted,
+    /// Encrypted, by a key compared in person (VERIFY).
+    Verified,
+    /// Encrypted, but by a key other than the one pinned for that handle: not trusted.
+    Unverified,
+}
+
+impl Privacy {
+    /// `plain`, `encrypted`, `verified`, `unverified`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Privacy::Plain => "plain",
+            Privacy::Encrypted => "encrypted",
+            Privacy::Verified => "verified",
+            Privacy::Unverified => "unverified",
+        }
+    }
+}
+
 /// Something that happened, pushed to every attached REPL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -123,6 +150,15 @@ pub enum Event {
         /// Where it was saved.
         path: String,
     },
+    /// A message arrived encrypted (slcp's end-to-end encryption).
+    Private {
+        /// The sender's handle: the one whose session decrypted it.
+        from: String,
+        /// The text.
+        text: String,
+        /// Which key vouches for it.
+        privacy: Privacy,
+    },
     /// A message to several people (a group, a list, everyone) arrived.
     Group {
         /// The sender's handle (or address, when unknown).
@@ -131,6 +167,9 @@ pub enum Event {
         group: String,
         /// The text.
         text: String,
+        /// How it travelled.
+        #[serde(default)]
+        privacy: Privacy,
     },
     /// A file was saved (FILE, with its own name made safe).
     File {
@@ -184,9 +223,29 @@ impl Event {
             Event::Image { from, size, path } => {
                 format!("image {} {size} {}", r(from), r(path))
             }
-            Event::Group { from, group, text } => {
-                format!("group {} {} {}", r(group), r(from), r(text))
-            }
+            Event::Private {
+                from,
+                text,
+                privacy,
+            } => format!("private {} {} {}", r(from), privacy.as_str(), r(text)),
+            Event::Group {
+                from,
+                group,
+                text,
+                privacy: Privacy::Plain,
+            } => format!("group {} {} {}", r(group), r(from), r(text)),
+            Event::Group {
+                from,
+                group,
+                text,
+                privacy,
+            } => format!(
+                "group {} {} ({}) {}",
+                r(group),
+                r(from),
+                privacy.as_str(),
+                r(text)
+            ),
             Event::File { from, size, path } => {
                 format!("file {} {size} {}", r(from), r(path))
             }
@@ -201,6 +260,7 @@ impl Event {
     pub fn handle(&self) -> Option<&str> {
         match self {
             Event::Message { from, .. }
+            | Event::Private { from, .. }
             | Event::Image { from, .. }
             | Event::Group { from, .. }
             | Event::File { from, .. }
@@ -219,7 +279,8 @@ impl Event {
     /// The kind word of [`Event::line`].
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::Message { .. } => "message",
+            // WAIT message waits for either.
+            Event::Message { .. } | Event::Private { .. } => "message",
             Event::Join { .. } => "join",
             Event::Leave { .. } => "leave",
             Event::Rename { .. } => "rename",

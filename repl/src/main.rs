@@ -113,6 +113,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 downloadpath: c.downloadpath.clone(),
                 max_file_bytes: c.max_file_bytes,
                 max_send_rate: c.max_send_rate,
+                encryption: c.encryption,
+                keys: Some(slcp_config::paths::key_files(c.handle.as_str())),
             };
             let file = loaded_file(&cli, file);
             let setup = slcp_core::client::PluginSetup {

@@ -35,11 +35,11 @@ fn three_users_see_each_other_chat_and_change_status() {
     let who = a.cmd("WHO").unwrap();
     assert_eq!(who.len(), 3, "{who:?}");
     assert!(
-        who[1].starts_with("bob ") && who[1].ends_with("here"),
+        who[1].starts_with("bob ") && who[1].ends_with("here    plain"),
         "{who:?}"
     );
     assert!(
-        who[2].starts_with("carol ") && who[2].ends_with("here"),
+        who[2].starts_with("carol ") && who[2].ends_with("here    plain"),
         "{who:?}"
     );
 
@@ -88,7 +88,7 @@ fn three_users_see_each_other_chat_and_change_status() {
     let who = b.cmd("WHO").unwrap();
     assert!(
         who.iter()
-            .any(|l| l.starts_with("alice ") && l.ends_with("away")),
+            .any(|l| l.starts_with("alice ") && l.contains(" away ")),
         "{who:?}"
     );
     a.cmd("BACK").unwrap();
@@ -190,9 +190,9 @@ WAIT back alice 5
     let bob_port = lan.user("bob").port;
     let carol_port = lan.user("carol").port;
     let want_a = format!(
-        "HANDLE  ADDRESS          STATUS\n\
-         bob     127.0.0.1:{bob_port}  here\n\
-         carol   127.0.0.1:{carol_port}  here\n\
+        "HANDLE  ADDRESS          STATUS  PRIVACY\n\
+         bob     127.0.0.1:{bob_port}  here    plain\n\
+         carol   127.0.0.1:{carol_port}  here    plain\n\
          message bob pong\n\
          message bob pong 2\n\
          you are away\n\

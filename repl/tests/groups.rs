@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use slcp_core::ipc::Event;
+use slcp_core::ipc::{Event, Privacy};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -16,6 +16,7 @@ fn group(from: &str, group: &str, text: &str) -> Event {
         from: from.into(),
         group: group.into(),
         text: text.into(),
+        privacy: Privacy::Plain,
     }
 }
 

@@ -112,19 +112,22 @@ fn foreign_text_never_reaches_the_terminal_raw() {
         eve.msg(p);
     }
     let cfg = lan.user("alice").config.clone();
-    // The client keeps them; STATUS ends the script once they were printed on attach.
+    // The client keeps them; STATUS ends the script once they were printed on attach. Each is
+    // shown once, to whichever script is attached when it arrives (or attaches after): the
+    // transcripts of all the runs together hold every one.
     let deadline = Instant::now() + 5 * S;
-    let out = loop {
+    let mut out = String::new();
+    loop {
         let o = lan.run_script(
             &["repl", "--config", cfg.to_str().unwrap()],
             "STATUS\n",
             10 * S,
         );
-        let t = text(&o.stdout);
-        if t.contains("overwritten") || Instant::now() > deadline {
-            break t;
+        out.push_str(&text(&o.stdout));
+        if out.contains("overwritten") || Instant::now() > deadline {
+            break;
         }
-    };
+    }
     let got: Vec<&str> = out
         .lines()
         .filter_map(|l| l.strip_prefix("message eve "))

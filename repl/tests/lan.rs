@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use slcp_core::ipc::{Event, IpcClient, RuntimeInfo};
+use slcp_core::ipc::{Event, IpcClient, Privacy, RuntimeInfo};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -140,8 +140,14 @@ impl Net {
         std::fs::write(
             &p,
             format!(
-                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nbundled = []\nimagepath = \"{}\"\n{}\n{more}\n",
+                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nbundled = []\nimagepath = \"{}\"\n{}\n{}\n{more}\n",
                 host.home.join(format!("img-{handle}")).display(),
+                // Encryption is the e2e tests' subject; elsewhere messages stay plain events.
+                if self.extra.contains("encryption") || more.contains("encryption") {
+                    ""
+                } else {
+                    "encryption = \"off\""
+                },
                 self.extra
             ),
         )
@@ -622,6 +628,7 @@ fn a_group_across_two_hosts_sees_itself_and_answers_all() {
                 from: from.into(),
                 group: "@team".into(),
                 text: text.into(),
+                privacy: Privacy::Plain,
             };
             let got = ipcs
                 .get_mut(to)

@@ -56,6 +56,8 @@ pub struct Settings {
     pub history: bool,
     /// How the user hears that something arrived.
     pub notify: NotifyMode,
+    /// Whether to encrypt with slcp peers.
+    pub encryption: Encryption,
 }
 
 /// Counters, shown by STATUS.
@@ -113,6 +115,8 @@ pub struct Outbox {
     pub notify: Vec<Notification>,
     /// FILE commands to carry out.
     pub files: Vec<FileJob>,
+    /// The pinned keys changed: the shell saves them.
+    pub pins_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +162,10 @@ pub struct Chat {
     groups: groups::Groups,
     /// Who reads which prompt, and what to tell them of arrivals.
     attention: notify::Attention,
+    /// Keys, pins and sessions.
+    secure: secure::Secure,
+    /// The `now` of the call being handled (for what runs deep inside one).
+    clock: Instant,
     /// Long texts arriving in parts.
     parts: parts::Parts,
     /// Prompts waiting for the history's replay, and their commands meanwhile (bounded).
@@ -206,6 +214,8 @@ impl Chat {
             parts: parts::Parts::default(),
             groups: groups::Groups::default(),
             attention: notify::Attention::default(),
+            secure: secure::Secure::default(),
+            clock: now,
             replaying: BTreeSet::new(),
             held: Vec::new(),
             pending: HashMap::new(),
@@ -440,11 +450,16 @@ impl Chat {
         if let Some(d) = self.parts.next_deadline() {
             t = t.min(d);
         }
+        if let Some(d) = self.e2e_deadline() {
+            t = t.min(d);
+        }
         t
     }
 
     /// Runs whatever is due at `now`: heartbeat, expiry, pending commands.
     pub fn tick(&mut self, now: Instant) {
+        self.clock = now;
+        self.e2e_tick(now);
         if now >= self.next_heartbeat {
             if self.state == State::Joined {
                 self.broadcast(&Message::Join {
@@ -506,6 +521,7 @@ impl Chat {
         for h in gone {
             info!("{h} expired (not heard of for {expiry:?})");
             self.peers.remove(&h);
+            self.e2e_forget(&h);
             self.event(Event::Leave {
                 handle: h.to_string(),
             });
@@ -628,8 +644,12 @@ mod groups;
 mod history_ops;
 mod notify;
 pub use notify::{Notification, NotifyMode};
+mod secure;
+pub use secure::Encryption;
 mod parts;
 mod prompts;
+#[cfg(test)]
+mod secure_tests;
 pub use commands::builtin_commands;
 use commands::minutes;
 pub use history_ops::{HistoryOp, HistoryQuery};

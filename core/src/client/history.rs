@@ -11,7 +11,7 @@ use log::warn;
 
 use super::chat::{Chat, ConnId, HistoryOp, HistoryQuery};
 use crate::history::{Dir, Record, Row, Store};
-use crate::ipc::Event;
+use crate::ipc::{Event, Privacy};
 
 /// Lines of each recent conversation shown on attach, before its unread messages.
 const RECAP_LINES: usize = 3;
@@ -348,6 +348,13 @@ fn attach(s: &mut Store, recap: bool) -> Vec<(Event, u64)> {
     for r in unread {
         // A group's conversation (`@team`, `*`, `a,b`) keeps `<sender>: <text>` records.
         let group = r.peer.starts_with('@') || r.peer == "*" || r.peer.contains(',');
+        // An encrypted message was kept with its privacy as its outcome.
+        let privacy = match r.outcome.as_str() {
+            "encrypted" => Some(Privacy::Encrypted),
+            "verified" => Some(Privacy::Verified),
+            "unverified" => Some(Privacy::Unverified),
+            _ => None,
+        };
         let e = if r.kind == "image" {
             Event::Image {
                 from: r.peer,
@@ -365,6 +372,13 @@ fn attach(s: &mut Store, recap: bool) -> Vec<(Event, u64)> {
                 from: from.to_owned(),
                 group: r.peer.clone(),
                 text: text.to_owned(),
+                privacy: privacy.unwrap_or_default(),
+            }
+        } else if let Some(privacy) = privacy.filter(|p| *p != Privacy::Unverified) {
+            Event::Private {
+                from: r.peer,
+                text: r.body,
+                privacy,
             }
         } else {
             Event::Message {

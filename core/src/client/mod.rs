@@ -31,8 +31,8 @@ use crate::codec::{Forms, Handle};
 use crate::ipc::{self, RuntimeInfo};
 use crate::net;
 use crate::plugin::{CallOut, PluginHost};
-pub use chat::NotifyMode;
 use chat::{Chat, ConnId, Settings, To};
+pub use chat::{Encryption, NotifyMode};
 use ipc_conns::Conn;
 use notifier::Notifier;
 use transfer::{Outcome, Transfers};
@@ -121,6 +121,10 @@ pub struct Options {
     pub max_file_bytes: u64,
     /// Bytes per second a send may use at most (0: no limit).
     pub max_send_rate: u64,
+    /// Whether to encrypt with slcp peers.
+    pub encryption: Encryption,
+    /// This user's key file and known peers (`None`: no encryption).
+    pub keys: Option<(PathBuf, PathBuf)>,
 }
 
 /// Why the client could not run.
@@ -206,6 +210,7 @@ pub fn run(
         image_ports: opts.image_ports.clone(),
         history: false,
         notify: opts.notify,
+        encryption: opts.encryption,
     };
     // A history that cannot be opened is reported, and the chat goes on without it.
     let mut history_off = None;
@@ -228,6 +233,27 @@ pub fn run(
     if let Some(e) = history_off {
         chat.report(format!("the history is off: {e}"));
     }
+    let pins_file = match (&opts.keys, opts.encryption) {
+        (Some((key, pins)), e) if e != Encryption::Off => {
+            match crate::e2e::keys::load_or_create(key) {
+                Ok(k) => {
+                    info!(
+                        "key {} ({})",
+                        key.display(),
+                        crate::e2e::fingerprint(&k.public)
+                    );
+                    chat.set_keys(k, crate::e2e::keys::load_pins(pins));
+                    Some(pins.clone())
+                }
+                Err(e) => {
+                    warn!("no encryption: {e}");
+                    chat.report(format!("encryption is unavailable: {e}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if let Some(s) = store.as_ref() {
         match s.groups() {
             Ok(g) => chat.set_groups(g),
@@ -273,6 +299,7 @@ pub fn run(
         plugins,
         setup,
         history: worker,
+        pins_file,
         notifier,
         transfers: Transfers::new(
             opts.imagepath.clone(),
@@ -406,6 +433,8 @@ impl Drop for RemoveOnDrop {
 
 struct Shell {
     jobs: jobs::Jobs,
+    /// Where the pinned keys are saved.
+    pins_file: Option<PathBuf>,
     history: Option<history::Worker>,
     notifier: Option<Notifier>,
     transfers: Transfers,
@@ -588,6 +617,12 @@ impl Shell {
             h.send(chat);
         } else {
             chat.out.history.clear();
+        }
+        if std::mem::take(&mut chat.out.pins_changed)
+            && let Some(f) = self.pins_file.as_ref()
+            && let Err(e) = crate::e2e::keys::save_pins(f, chat.pins())
+        {
+            chat.report(format!("pinned keys not saved: {e}"));
         }
         for n in std::mem::take(&mut chat.out.notify) {
             if let Some(d) = self.notifier.as_ref() {

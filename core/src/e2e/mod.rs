@@ -256,7 +256,9 @@ pub fn is_e2e(bytes: &[u8]) -> bool {
 
 /// Decodes an encryption datagram; `None` when malformed.
 pub fn decode(bytes: &[u8]) -> Option<Wire> {
-    let s = std::str::from_utf8(bytes).ok()?.trim_end_matches(['\n', '\r']);
+    let s = std::str::from_utf8(bytes)
+        .ok()?
+        .trim_end_matches(['\n', '\r']);
     let mut f = s.split(' ');
     let (word, h, n, b) = (f.next()?, f.next()?, f.next()?, f.next()?);
     if f.next().is_some() {

@@ -81,7 +81,10 @@ fn fingerprints_are_six_groups_of_five_digits() {
     let k = generate();
     let f = fingerprint(&k.public);
     assert_eq!(f.len(), 35, "{f}");
-    assert!(f.split(' ').all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())));
+    assert!(
+        f.split(' ')
+            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit()))
+    );
     assert_eq!(f, fingerprint(&k.public));
     assert_ne!(f, fingerprint(&generate().public));
 }

@@ -25,6 +25,8 @@ pub struct Exts {
     pub file: bool,
     /// `group`: GMSG.
     pub group: bool,
+    /// `e2e`: Noise sessions (SLCPH, SLCPE).
+    pub e2e: bool,
 }
 
 impl Exts {
@@ -32,6 +34,7 @@ impl Exts {
     pub const ALL: Exts = Exts {
         file: true,
         group: true,
+        e2e: true,
     };
 
     /// `file,group`: the list a hello carries.
@@ -42,6 +45,9 @@ impl Exts {
         }
         if self.group {
             v.push("group");
+        }
+        if self.e2e {
+            v.push("e2e");
         }
         v.join(",")
     }
@@ -128,6 +134,7 @@ pub fn decode(bytes: &[u8]) -> Option<Ext> {
                 match e {
                     "file" => exts.file = true,
                     "group" => exts.group = true,
+                    "e2e" => exts.e2e = true,
                     _ => {}
                 }
             }

@@ -9,7 +9,7 @@ fn h(s: &str) -> Handle {
 #[test]
 fn hello_round_trips_and_ignores_unknown_extensions() {
     let b = hello(&h("alice"), Exts::ALL);
-    assert_eq!(b, b"SLCPX alice 1 file,group\n");
+    assert_eq!(b, b"SLCPX alice 1 file,group,e2e\n");
     assert_eq!(
         decode(&b),
         Some(Ext::Hello {
@@ -25,7 +25,8 @@ fn hello_round_trips_and_ignores_unknown_extensions() {
             version: 3,
             exts: Exts {
                 file: false,
-                group: true
+                group: true,
+                e2e: true
             }
         })
     );

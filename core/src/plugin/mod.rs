@@ -440,6 +440,12 @@ impl PluginHost {
                 Event::Message { from, text } | Event::Group { from, text, .. } => {
                     (event_kind::MESSAGE, from, text, 0)
                 }
+                // A message by a key that is not the one pinned gets no auto-reply.
+                Event::Private {
+                    privacy: crate::ipc::Privacy::Unverified,
+                    ..
+                } => return CallOut::default(),
+                Event::Private { from, text, .. } => (event_kind::MESSAGE, from, text, 0),
                 Event::Join { handle, addr } => (event_kind::JOIN, handle, addr, 0),
                 Event::Leave { handle } => (event_kind::LEAVE, handle, "", 0),
                 // To a plugin, a rename is the old handle leaving and the new one joining.

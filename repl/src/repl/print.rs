@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use rustyline::ExternalPrinter;
 use slcp_core::client::history;
 use slcp_core::client::transfer::human_bytes;
-use slcp_core::ipc::Event;
+use slcp_core::ipc::{Event, Privacy};
 use slcp_core::render::render;
 
 use super::Shared;
@@ -98,6 +98,7 @@ impl Printer {
                     Event::Message { .. }
                         | Event::Image { .. }
                         | Event::Group { .. }
+                        | Event::Private { .. }
                         | Event::File { .. }
                 );
                 if at > 0 && (old || message) {
@@ -106,6 +107,7 @@ impl Printer {
                 match e {
                     Event::Message { from, .. } => shared.message_from(from),
                     Event::Group { group, .. } => shared.message_from(group),
+                    Event::Private { from, .. } => shared.message_from(from),
                     _ => {}
                 }
                 self.out(shared, t)
@@ -152,6 +154,22 @@ pub(super) fn clock(at: u64) -> String {
         full.get(11..).unwrap_or(&full).to_string()
     } else {
         full
+    }
+}
+
+/// The mark before a message that came encrypted: `[e2e]`, `[e2e ✓]` for a key compared in
+/// person, `[KEY CHANGED]` for a key that is not the one pinned.
+fn lock(p: Privacy, color: bool) -> String {
+    let (red, r) = if color {
+        ("\x1b[31;1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    match p {
+        Privacy::Plain => String::new(),
+        Privacy::Encrypted => "[e2e] ".into(),
+        Privacy::Verified => "[e2e ✓] ".into(),
+        Privacy::Unverified => format!("{red}[KEY CHANGED, unverified]{r} "),
     }
 }
 
@@ -210,10 +228,32 @@ fn human(e: &Event, color: bool) -> String {
                 v(path)
             )
         }
-        Event::Group { from, group, text } => {
+        Event::Group {
+            from,
+            group,
+            text,
+            privacy,
+        } => {
             let c = handle_color(from, color);
             let g = handle_color(group, color);
-            format!("{g}[{}]{r} {c}{b}{}{r}: {}", v(group), v(from), v(text))
+            format!(
+                "{g}[{}]{r} {}{c}{b}{}{r}: {}",
+                v(group),
+                lock(*privacy, color),
+                v(from),
+                v(text)
+            )
+        }
+        Event::Private {
+            from,
+            text,
+            privacy,
+        } => {
+            let c = handle_color(from, color);
+            if let Some(action) = text.strip_prefix(&format!("* {from} ")) {
+                return format!("{}{c}* {} {}{r}", lock(*privacy, color), v(from), v(action));
+            }
+            format!("{}{c}{b}{}{r}: {}", lock(*privacy, color), v(from), v(text))
         }
         Event::File { from, size, path } => format!(
             "{}{b}{}{r} sent a file: {} saved as {}",

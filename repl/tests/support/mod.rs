@@ -201,11 +201,17 @@ impl Lan {
         std::fs::write(
             &config,
             format!(
-                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}{}\n",
+                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}{}{}\n",
                 self.whoisport,
                 self.home().join(format!("img-{handle}")).display(),
                 // The tests load real plugin files; the built-in ones have a test of their own.
                 if self.legacy { "" } else { "bundled = []\n" },
+                // Encryption is the e2e tests' subject; elsewhere messages stay plain events.
+                if self.legacy || self.extra.contains("encryption") {
+                    ""
+                } else {
+                    "encryption = \"off\"\n"
+                },
                 self.extra
             ),
         )

@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
+use super::secure::Route;
 use super::{Chat, ConnId, HistoryOp, HistoryQuery, Pending, PendingCmd, State, To};
 use crate::codec::{self, Handle, Message};
 use crate::ipc::ServerMsg;
@@ -49,6 +50,24 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
             "FILE <handle|@group|h1,h2|*> <path>",
             "send any file with its name (to slcp peers; resumes where an interrupted one stopped)",
             &[ArgKind::Handle, ArgKind::Path],
+        ),
+        c(
+            "FINGERPRINT",
+            "FINGERPRINT [handle]",
+            "your safety number, or someone's, to compare by voice",
+            &[ArgKind::Handle],
+        ),
+        c(
+            "TRUST",
+            "TRUST <handle>",
+            "accept the new key someone presents (after comparing safety numbers)",
+            &[ArgKind::Handle],
+        ),
+        c(
+            "VERIFY",
+            "VERIFY <handle>",
+            "mark someone's key as compared in person",
+            &[ArgKind::Handle],
         ),
         c("WHO", "WHO", "ask who is here and list them", &[]),
         c("AWAY", "AWAY", "tell everyone you are away", &[]),
@@ -128,6 +147,7 @@ impl Chat {
             None => (line, ""),
         };
         let word = word.to_ascii_uppercase();
+        self.clock = now;
         self.last_activity = now;
         self.typed(conn);
         if self.auto_away_active && self.away && word != "AWAY" && word != "BACK" {
@@ -144,6 +164,13 @@ impl Chat {
             "ALL" => return self.cmd_msg(now, conn, id, &format!("* {rest}")),
             "GROUP" => self.cmd_group(rest),
             "FILE" => return self.cmd_file(conn, id, rest),
+            "FINGERPRINT" | "TRUST" | "VERIFY" => {
+                if word != "FINGERPRINT" && rest.is_empty() {
+                    Err(format!("usage: {word} <handle>"))
+                } else {
+                    self.cmd_keys(&word, rest)
+                }
+            }
             "FOCUS" => {
                 self.set_focus(conn, rest);
                 Ok(Vec::new())
@@ -395,6 +422,24 @@ impl Chat {
                 "the text holds U+{:04X}, which is not sent",
                 c as u32
             ));
+        }
+        match self.route(to) {
+            Route::Plain => {}
+            Route::Refuse(why) => return Err(why),
+            r @ (Route::Sealed | Route::Wait) => {
+                let lines = self
+                    .sealed_lines(text)
+                    .ok_or_else(|| format!("message too long for {to}: {} bytes", text.len()))?;
+                self.stats.messages_out += lines.len() as u64;
+                if matches!(r, Route::Wait) {
+                    self.queue_for(to, lines, None);
+                    return Ok(());
+                }
+                for l in lines {
+                    self.seal_to(to, &l)?;
+                }
+                return Ok(());
+            }
         }
         let me = self.me.clone();
         let p = self.peers.get_mut(to).ok_or_else(|| format!("{to} left"))?;

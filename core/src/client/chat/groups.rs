@@ -11,11 +11,12 @@ use std::time::Instant;
 use log::{debug, info};
 
 use super::receive::Transport;
+use super::secure::Route;
 use super::senders::Sender;
 use super::{Chat, ConnId, HistoryOp, State};
 use crate::codec::Handle;
 use crate::ext::{self, Ext, Exts, MAX_MEMBERS, To};
-use crate::ipc::Event;
+use crate::ipc::{Event, Privacy};
 
 /// A hello this soon after ours is taken as the answer to it.
 const HELLO_ANSWERED: std::time::Duration = std::time::Duration::from_secs(2);
@@ -238,7 +239,49 @@ impl Chat {
         }
         let gmsg = ext::group_msg(&self.me, &to, text);
         let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        let inner =
+            ext::group_msg(&self.me, &to, text).filter(|g| g.len() <= crate::e2e::room(&self.me));
         for h in rcpt {
+            let group_ext = self
+                .peers
+                .get(&h)
+                .is_some_and(|p| p.exts.is_some_and(|e| e.group));
+            let route = if self.peers.get(&h).is_some() {
+                self.route(&h)
+            } else {
+                Route::Plain
+            };
+            let sealed = match route {
+                Route::Plain => None,
+                Route::Refuse(why) => {
+                    failed.push(format!("{h} ({why})"));
+                    continue;
+                }
+                r @ (Route::Sealed | Route::Wait) => Some(r),
+            };
+            if let Some(r) = sealed {
+                // The group line itself when it fits a sealed datagram; else the text as MSG.
+                let lines = match (&inner, group_ext) {
+                    (Some(g), true) => Some(vec![g.clone()]),
+                    _ => self.sealed_lines(text),
+                };
+                let Some(lines) = lines else {
+                    failed.push(format!("{h} (too long)"));
+                    continue;
+                };
+                self.stats.messages_out += 1;
+                let res = if matches!(r, Route::Wait) {
+                    self.queue_for(&h, lines, Some((conn, id)));
+                    Ok(())
+                } else {
+                    lines.iter().try_for_each(|l| self.seal_to(&h, l))
+                };
+                match res {
+                    Ok(()) => ok.push(h.to_string()),
+                    Err(e) => failed.push(format!("{h} ({e})")),
+                }
+                continue;
+            }
             let r = match self.peers.get_mut(&h) {
                 None => Err("not here".to_string()),
                 Some(p) if p.exts.is_some_and(|e| e.group) && gmsg.is_some() => {
@@ -281,7 +324,11 @@ impl Chat {
 
     /// Our hello, to a peer we just learned of (and, once, in answer to its own).
     pub(super) fn hello_to(&mut self, addr: SocketAddr, tcp: bool) {
-        let b = ext::hello(&self.me, Exts::ALL);
+        let exts = Exts {
+            e2e: self.s.encryption != super::Encryption::Off,
+            ..Exts::ALL
+        };
+        let b = ext::hello(&self.me, exts);
         if tcp {
             self.out.tcp.push((addr, b));
         } else {
@@ -316,6 +363,12 @@ impl Chat {
                     info!("{h} speaks slcp extensions v{version}: {}", exts.list());
                 }
                 p.exts = Some(exts);
+                if exts.e2e {
+                    self.e2e_hello(&h);
+                }
+                let Some(p) = self.peers.get_mut(&h) else {
+                    return;
+                };
                 if p.hello_sent
                     .is_none_or(|t| now.duration_since(t) >= HELLO_ANSWERED)
                 {
@@ -326,7 +379,7 @@ impl Chat {
             }
             Ext::Group { handle, to, text } => {
                 self.stats.messages_in += 1;
-                let from = match self.sender(&handle, src) {
+                let from = match self.plain_sender(&handle, src) {
                     Sender::Peer(h) => {
                         self.seen(now, &h, src, via, terminated);
                         if let To::Named(name, members) = &to {
@@ -339,16 +392,30 @@ impl Chat {
                         s
                     }
                 };
-                let group = to.label();
-                self.record(&group, true, "text", &format!("{from}: {text}"), "received");
-                self.attend(&from, &group, &text);
-                self.event(Event::Group { from, group, text });
+                self.deliver_group(from, &to, text, Privacy::Plain);
             }
         }
     }
 
+    /// A group message for the prompts, the plugins and the history.
+    pub(super) fn deliver_group(&mut self, from: String, to: &To, text: String, privacy: Privacy) {
+        let group = to.label();
+        let outcome = match privacy {
+            Privacy::Plain => "received",
+            p => p.as_str(),
+        };
+        self.record(&group, true, "text", &format!("{from}: {text}"), outcome);
+        self.attend(&from, &group, &text);
+        self.event(Event::Group {
+            from,
+            group,
+            text,
+            privacy,
+        });
+    }
+
     /// Remembers who group `name` is, as its sender named it: so `MSG @name` answers all.
-    fn heard_group(&mut self, name: &str, from: &Handle, members: &[Handle]) {
+    pub(super) fn heard_group(&mut self, name: &str, from: &Handle, members: &[Handle]) {
         let mut m: Vec<Handle> = members.iter().filter(|h| **h != self.me).cloned().collect();
         if !m.contains(from) {
             m.insert(0, from.clone());

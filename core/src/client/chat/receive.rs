@@ -47,7 +47,18 @@ impl Chat {
     }
 
     fn lines(&mut self, now: Instant, src: SocketAddr, bytes: &[u8], via: Transport) {
+        self.clock = now;
         let terminated = bytes.ends_with(b"\n");
+        if crate::e2e::is_e2e(bytes) {
+            match crate::e2e::decode(bytes) {
+                Some(w) => self.e2e_datagram(now, src, w, via, terminated),
+                None => {
+                    self.stats.malformed += 1;
+                    debug!("dropped a malformed encryption datagram from {src}");
+                }
+            }
+            return;
+        }
         if crate::ext::is_ext(bytes) {
             match crate::ext::decode(bytes) {
                 Some(m) => self.ext_message(now, src, m, via, terminated),
@@ -117,6 +128,7 @@ impl Chat {
 
     fn gone(&mut self, h: &Handle, why: &str) {
         info!("{h} is gone: {why}");
+        self.e2e_forget(h);
         if self.peers.remove(h).is_some() {
             self.event(Event::Leave {
                 handle: h.to_string(),
@@ -164,7 +176,7 @@ impl Chat {
             Message::Back { handle } => self.presence(now, &handle, src, false),
             Message::Msg { handle, text } => {
                 self.stats.messages_in += 1;
-                match self.sender(&handle, src) {
+                match self.plain_sender(&handle, src) {
                     Sender::Peer(h) => {
                         self.seen(now, &h, src, via, terminated);
                         let p = self.peers.get_mut(&h).expect("peer");
@@ -418,6 +430,7 @@ impl Chat {
                 true
             }
             Claim::Rename { from } => {
+                self.e2e_forget(&from);
                 let p = self.peers.remove(&from).expect("peer");
                 info!("{from} at {} is now {handle}", p.addr);
                 self.peers.insert(handle.clone(), p);
@@ -455,6 +468,8 @@ impl Chat {
     /// `handle` is now the client at `addr` (its old address is proven gone, or it restarted
     /// on its host); the old port is never used again.
     fn take_over(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) {
+        // Another client (or the same one restarted): its session, if any, is not this one's.
+        self.e2e_forget(handle);
         // The same client on a new port: what it showed of its forms still holds, but not
         // what it showed of its sockets.
         let old = self.peers.get(handle);

@@ -19,6 +19,15 @@ pub(super) enum Sender {
 }
 
 impl Chat {
+    /// The sender of a line that came in the clear: as [`Chat::sender`], but a handle whose key
+    /// is pinned speaks only through its session, so in the clear it is not who it claims.
+    pub(super) fn plain_sender(&self, named: &Handle, src: SocketAddr) -> Sender {
+        match self.sender(named, src) {
+            Sender::Peer(h) if self.guarded(&h) => Sender::Unverified(format!("?{h}@{src}")),
+            s => s,
+        }
+    }
+
     /// Who sent a MSG or IMG naming `named` from `src`. The exact address decides first (the
     /// client at that address), then the host: several users may share a host, and some
     /// implementations send from ephemeral ports.

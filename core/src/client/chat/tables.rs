@@ -10,7 +10,7 @@ impl Chat {
             return vec!["nobody else is here".to_string()];
         }
         let mut rows: Vec<Vec<String>> = vec![
-            ["HANDLE", "ADDRESS", "STATUS", "FORMS"]
+            ["HANDLE", "ADDRESS", "STATUS", "PRIVACY", "FORMS"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
@@ -27,10 +27,11 @@ impl Chat {
                 h.to_string(),
                 p.addr.to_string(),
                 if p.away { "away" } else { "here" }.to_string(),
+                self.privacy_of(h).to_string(),
                 forms,
             ]);
         }
-        let cols = if verbose { 4 } else { 3 };
+        let cols = if verbose { 5 } else { 4 };
         let widths: Vec<usize> = (0..cols)
             .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
             .collect();

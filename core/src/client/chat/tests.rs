@@ -3,9 +3,13 @@
 use super::*;
 
 /// The extension hello that follows each greeting.
-const HELLO: &str = "SLCPX alice 1 file,group\n";
+const HELLO: &str = "SLCPX alice 1 file,group,e2e\n";
 
 const BCAST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255));
+
+pub(super) fn settings_for(handle: &str) -> Settings {
+    settings(handle)
+}
 
 fn settings(handle: &str) -> Settings {
     Settings {
@@ -24,6 +28,7 @@ fn settings(handle: &str) -> Settings {
         image_ports: BTreeMap::new(),
         history: false,
         notify: NotifyMode::Bell,
+        encryption: Encryption::Prefer,
     }
 }
 
@@ -326,8 +331,8 @@ fn who_lists_after_the_wait_or_says_nobody_answered() {
     assert_eq!(
         reply(&mut c),
         Ok(vec![
-            "HANDLE  ADDRESS         STATUS".to_string(),
-            "bob     127.0.0.1:5001  away".to_string()
+            "HANDLE  ADDRESS         STATUS  PRIVACY".to_string(),
+            "bob     127.0.0.1:5001  away    plain".to_string()
         ])
     );
 }
