@@ -5,15 +5,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use slcp_core::ipc::{Event, ServerMsg};
+use support::bench::raw_tcp_copy;
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -401,45 +402,6 @@ fn throughput(rows: &mut Vec<Row>) {
 fn shm_dir() -> PathBuf {
     let d = PathBuf::from(format!("/dev/shm/slcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// The same bytes over a plain loopback TCP socket: file → socket → temporary file → rename.
-fn raw_tcp_copy(src: &Path, dir: &Path) -> Duration {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let out_dir = dir.to_owned();
-    let t0 = Instant::now();
-    let rx = std::thread::spawn(move || {
-        let dir = out_dir;
-        let (mut s, _) = l.accept().unwrap();
-        let tmp = dir.join(".raw.part");
-        let mut f = std::fs::File::create(&tmp).unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            f.write_all(&buf[..n]).unwrap();
-        }
-        drop(f);
-        std::fs::rename(&tmp, dir.join("raw.png")).unwrap();
-        t0.elapsed()
-    });
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut f = std::fs::File::open(src).unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        s.write_all(&buf[..n]).unwrap();
-    }
-    drop(s);
-    let d = rx.join().unwrap();
-    std::fs::remove_file(dir.join("raw.png")).unwrap();
     d
 }
 

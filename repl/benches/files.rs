@@ -6,55 +6,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use slcp_core::ipc::{Event, ServerMsg};
+use support::bench::raw_tcp_copy;
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
 const SIZE: usize = 256 << 20;
 const ROUNDS: usize = 3;
-
-/// The same bytes over a plain loopback TCP socket: file → socket → file → rename.
-fn raw_tcp_copy(src: &Path, dir: &Path) -> Duration {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let out = dir.to_owned();
-    let t0 = Instant::now();
-    let rx = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let tmp = out.join(".raw.part");
-        let mut f = std::fs::File::create(&tmp).unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            f.write_all(&buf[..n]).unwrap();
-        }
-        drop(f);
-        std::fs::rename(&tmp, out.join("raw.bin")).unwrap();
-        t0.elapsed()
-    });
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut f = std::fs::File::open(src).unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        s.write_all(&buf[..n]).unwrap();
-    }
-    drop(s);
-    let d = rx.join().unwrap();
-    std::fs::remove_file(dir.join("raw.bin")).unwrap();
-    d
-}
 
 /// Sends `line`, waits for the event `done` at the receiver and the sender's reply; the time
 /// from the command to the receiver's event, and the saved file removed.

@@ -393,3 +393,61 @@ fn a_plain_peer_still_chats_with_prefer_and_require_refuses_it() {
         "{e}"
     );
 }
+
+#[test]
+fn images_and_files_travel_encrypted_between_pinned_peers() {
+    let mut lan = Lan::new(ON);
+    lan.with_plugins(&[(&img_plugin(), "libslcp_plugin_img.so")]);
+    lan.start_discovery();
+    for u in ["alice", "bob"] {
+        lan.add_user(u);
+        let dl = lan.home().join(format!("dl-{u}"));
+        lan.set_key(
+            u,
+            "downloadpath",
+            &format!("{:?}", dl.display().to_string()),
+        );
+        lan.start_client(u);
+    }
+    let (mut a, mut b) = lan.pair("alice", "bob");
+    wait_privacy(&mut a, "bob", "encrypted", 10 * S);
+    wait_privacy(&mut b, "alice", "encrypted", 10 * S);
+    let marker = b"PLAINTEXT-MARKER-0123456789";
+    let mut body = b"\x89PNG\r\n\x1a\n".to_vec();
+    for _ in 0..20_000 {
+        body.extend_from_slice(marker);
+    }
+    let png = lan.home().join("photo.png");
+    std::fs::write(&png, &body).unwrap();
+    let doc = lan.home().join("secret-plans.txt");
+    std::fs::write(&doc, &body[8..]).unwrap();
+
+    let cap = Capture::start(vec![lan.user("alice").port, lan.user("bob").port]);
+    let r = a.cmd(&format!("IMG bob {}", png.display())).unwrap();
+    assert!(r[0].starts_with("sent photo.png to bob"), "{r:?}");
+    let got = b.wait_event(5 * S, |e| matches!(e, Event::Image { .. }));
+    let Some(Event::Image { path, .. }) = got else {
+        panic!("{got:?} {:?}", b.events)
+    };
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    let r = a.cmd(&format!("FILE bob {}", doc.display())).unwrap();
+    assert!(r[0].starts_with("sent secret-plans.txt to bob"), "{r:?}");
+    let got = b.wait_event(5 * S, |e| matches!(e, Event::File { .. }));
+    let Some(Event::File { path, .. }) = got else {
+        panic!("{got:?}")
+    };
+    assert!(path.ends_with("/secret-plans.txt"), "{path}");
+    assert_eq!(std::fs::read(&path).unwrap(), &body[8..]);
+    let wire = cap.finish();
+    assert!(
+        contains(&wire, b"SLCPT alice\n"),
+        "no encrypted transfer seen"
+    );
+    for plain in [&marker[..], b"secret-plans", b"IMG alice", b"FILE alice"] {
+        assert!(
+            !contains(&wire, plain),
+            "{} on the wire",
+            String::from_utf8_lossy(plain)
+        );
+    }
+}

@@ -60,6 +60,13 @@ impl Jobs {
             let me = chat.handle().clone();
             let mut left = 0;
             for (h, addr) in to {
+                let keys = match chat.transfer_keys(&h) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        failed.push(format!("{h}: {e}"));
+                        continue;
+                    }
+                };
                 match transfers.start_file_send(
                     registry,
                     addr,
@@ -69,6 +76,7 @@ impl Jobs {
                     &meta,
                     (conn, id),
                     Instant::now(),
+                    keys.as_ref(),
                 ) {
                     Ok(()) => left += 1,
                     Err(e) => failed.push(format!("{h}: {e}")),

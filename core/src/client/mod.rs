@@ -543,6 +543,13 @@ impl Shell {
                 });
                 continue;
             };
+            let keys = match chat.transfer_keys(&to) {
+                Ok(k) => k,
+                Err(e) => {
+                    out.error = Some(e);
+                    continue;
+                }
+            };
             // A send's outcome needs someone to tell; one started by an event has nobody.
             let Some(reply) = call else {
                 warn!("a plugin sent an image outside a command; ignored");
@@ -550,7 +557,10 @@ impl Shell {
             };
             // SLCP.md: the UDP announcement first, then the TCP stream; so it leaves now,
             // before the connect below sends its SYN.
-            chat.announce_image(&to, size);
+            // (An encrypted send announces nothing in the clear: its key speaks for it.)
+            if keys.is_none() {
+                chat.announce_image(&to, size);
+            }
             for (a, b) in chat.out.udp.drain(..) {
                 if let Err(e) = self.udp.send_to(&b, a) {
                     debug!("announcement to {a}: {e}");
@@ -572,6 +582,7 @@ impl Shell {
                 form,
                 reply,
                 Instant::now(),
+                keys.as_ref(),
             ) {
                 Ok(()) => out.deferred = true,
                 Err(e) => out.error = Some(e),

@@ -41,7 +41,13 @@ impl transfer::Policy for ShellPolicy<'_> {
     }
 
     fn sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
-        self.chat.image_sender(named, ip)
+        let from = self.chat.image_sender(named, ip)?;
+        if Handle::new(&from).is_ok_and(|h| self.chat.guards(&h)) {
+            return Err(format!(
+                "{from}'s key is pinned: an image in the clear that claims to be from {from} is refused"
+            ));
+        }
+        Ok(from)
     }
 
     fn offer(&mut self, from: &str, size: u64) -> Result<(), String> {
@@ -59,7 +65,16 @@ impl transfer::Policy for ShellPolicy<'_> {
     }
 
     fn file_sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String> {
+        if self.chat.guards(named) {
+            return Err(format!(
+                "{named}'s key is pinned: a file in the clear that claims to be from {named} is refused"
+            ));
+        }
         self.chat.file_sender(named, ip)
+    }
+
+    fn tcp_keys(&mut self, named: &Handle) -> Option<transfer::TcpKeys> {
+        self.chat.tcp_keys_of(named)
     }
 
     fn name(&mut self, from: &str, size: u64, head: &[u8]) -> Result<String, String> {

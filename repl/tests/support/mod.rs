@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod attack;
+pub mod bench;
 pub mod fake;
 pub mod tmux;
 

@@ -204,7 +204,7 @@ impl Chat {
                     }
                 }
             }
-            Message::Img { handle, size, .. } => match self.sender(&handle, src) {
+            Message::Img { handle, size, .. } => match self.plain_sender(&handle, src) {
                 Sender::Peer(h) => {
                     self.seen(now, &h, src, via, terminated);
                     debug!("{h} announced an image of {size} bytes");

@@ -13,6 +13,7 @@ use log::{debug, info, warn};
 use super::receive::Transport;
 use super::senders::Sender;
 use super::{Chat, ConnId};
+use crate::client::transfer::TcpKeys;
 use crate::codec::{self, Forms, Handle, Message};
 use crate::e2e::keys::Pin;
 use crate::e2e::{self, HANDSHAKE_WAIT, Handshake, Keys, Session, Wire};
@@ -578,6 +579,52 @@ impl Chat {
                 Ok(vec![format!("{h}'s key {fp} is marked verified")])
             }
         }
+    }
+
+    /// Whether `h` is guarded by a pinned key (a transfer in the clear claiming it is refused).
+    pub fn guards(&self, h: &Handle) -> bool {
+        self.guarded(h)
+    }
+
+    /// The keys of an encrypted transfer from `h`: ours and the pinned one, unless it presents
+    /// another key now.
+    pub fn tcp_keys_of(&self, h: &Handle) -> Option<TcpKeys> {
+        if self.s.encryption == Encryption::Off {
+            return None;
+        }
+        let keys = self.secure.keys.as_ref()?;
+        let pin = self.secure.pins.get(h.as_str())?;
+        let changed = self
+            .secure
+            .peers
+            .get(h)
+            .and_then(|p| p.session.as_ref())
+            .is_some_and(|s| s.remote != pin.key);
+        (!changed).then(|| TcpKeys {
+            private: keys.private.clone(),
+            remote: pin.key.clone(),
+        })
+    }
+
+    /// How an image or a file goes to `to`: encrypted with these keys, in the clear (`None`), or
+    /// not at all.
+    pub fn transfer_keys(&self, to: &Handle) -> Result<Option<TcpKeys>, String> {
+        if self.s.encryption == Encryption::Off {
+            return Ok(None);
+        }
+        if self.secure.pins.contains_key(to.as_str()) {
+            return self.tcp_keys_of(to).map(Some).ok_or_else(|| {
+                format!(
+                    "{to}'s key changed since it was pinned; compare safety numbers (FINGERPRINT {to}) and TRUST {to} if they match"
+                )
+            });
+        }
+        if self.s.encryption == Encryption::Require {
+            return Err(format!(
+                "{to} has no key pinned (a plain SLCP client, or no session yet); encryption = \"require\" sends nothing in the clear"
+            ));
+        }
+        Ok(None)
     }
 
     /// What WHO shows of a peer's encryption.

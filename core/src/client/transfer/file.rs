@@ -84,7 +84,12 @@ impl Transfers {
         meta: &std::fs::Metadata,
         reply: (ConnId, u64),
         now: Instant,
+        keys: Option<&TcpKeys>,
     ) -> Result<(), String> {
+        let wire = match keys {
+            Some(k) => secure::Wire::initiator(me.as_str(), k)?,
+            None => secure::Wire::default(),
+        };
         let file = File::open(path)
             .map_err(|e| format!("cannot open {}: {}", path.display(), io_reason(&e)))?;
         let file_name = path
@@ -106,6 +111,8 @@ impl Transfers {
                 lines: false,
                 wait_file: true,
                 is_file: true,
+                wait_hs: wire.is_secure(),
+                wire,
                 file_name,
                 file: Some(file),
                 size,
@@ -129,7 +136,7 @@ impl Transfers {
         let (size, to) = (s.size, s.to.clone());
         let mut b = [0u8; 512];
         let answer = loop {
-            match s.stream.read(&mut b) {
+            match s.wire.read(&mut s.stream, &mut b) {
                 Ok(0) => break Err(format!("{} closed the connection without an answer", s.to)),
                 Ok(n) => {
                     s.ready_buf.extend_from_slice(&b[..n]);
@@ -221,7 +228,8 @@ impl Transfers {
     /// (a reset could destroy the line before the sender reads it).
     pub(super) fn refuse_file(&mut self, id: u64, registry: &Registry, why: &str) -> Outcome {
         if let Some(mut r) = self.recvs.remove(&id) {
-            let _ = r.stream.write_all(&ext::file_no(why));
+            let _ = r.wire.write(&mut r.stream, &ext::file_no(why));
+            let _ = r.wire.flush(&mut r.stream);
             let _ = r.stream.shutdown(Shutdown::Write);
             let _ = registry.deregister(&mut r.stream);
             let error = format!("a file from {} was refused: {why}", r.peer);
@@ -244,7 +252,13 @@ impl Transfers {
             .trim_end_matches(['\n', '\r']);
         let h = ext::parse_file_header(line)?;
         let name = ext::names::sanitize(&h.name);
-        let from = policy.file_sender(&h.handle, peer.ip())?;
+        let auth = self.recvs.get(&id).and_then(|r| r.auth.clone());
+        let from = match auth {
+            // An encrypted transfer: its key said who it is; the header must agree.
+            Some(a) if a == h.handle.as_str() => a,
+            Some(a) => return Err(format!("{a}'s encrypted transfer names {}", h.handle)),
+            None => policy.file_sender(&h.handle, peer.ip())?,
+        };
         if h.size > self.files.max_bytes {
             return Err(format!(
                 "{name} is {}, over the limit of {} (max_file_bytes)",
@@ -304,7 +318,8 @@ impl Transfers {
         }
         let r = self.recvs.get_mut(&id).expect("recv");
         // A short line on a fresh connection: the socket buffer takes it whole.
-        let _ = r.stream.write_all(&ext::file_ok(have));
+        let _ = r.wire.write(&mut r.stream, &ext::file_ok(have));
+        let _ = r.wire.flush(&mut r.stream);
         info!(
             "receiving file {name} ({} bytes) from {from} ({peer}){}",
             h.size,

@@ -177,6 +177,9 @@ pub trait Policy {
     /// The sender of a FILE whose header names `named`, coming from `ip`: a known peer at
     /// that host, or an error (a stranger's file is refused).
     fn file_sender(&mut self, named: &Handle, ip: IpAddr) -> Result<String, String>;
+    /// The keys for an encrypted transfer from `named` (ours, and the one pinned for it);
+    /// `None` when there is no pinned key to check it against.
+    fn tcp_keys(&mut self, named: &Handle) -> Option<TcpKeys>;
 }
 
 struct Send {
@@ -194,6 +197,10 @@ struct Send {
     resumed: u64,
     /// Over `max_send_rate`: resumes at this instant.
     throttled: Option<Instant>,
+    /// The connection's encryption (none for a plain peer).
+    wire: secure::Wire,
+    /// An encrypted send waits for its handshake before the header.
+    wait_hs: bool,
     ready_buf: Vec<u8>,
     to: String,
     addr: SocketAddr,
@@ -230,6 +237,8 @@ impl Send {
             is_file: false,
             resumed: 0,
             throttled: None,
+            wire: secure::Wire::default(),
+            wait_hs: false,
             ready_buf: Vec::new(),
             to,
             addr,
@@ -280,6 +289,10 @@ struct Recv {
     lines: bool,
     /// We answered a handshake header with READY.
     readied: bool,
+    /// The connection's encryption (none for a plain peer).
+    wire: secure::Wire,
+    /// The peer its Noise handshake proved it is (an encrypted transfer).
+    auth: Option<String>,
     last_io: Instant,
 }
 
@@ -504,6 +517,8 @@ impl Transfers {
                             body: None,
                             lines: false,
                             readied: false,
+                            wire: secure::Wire::default(),
+                            auth: None,
                             last_io: now,
                         },
                     );
@@ -574,8 +589,10 @@ mod file;
 mod names;
 mod quota;
 mod recv;
+mod secure;
 mod send;
 mod timers;
+pub use secure::TcpKeys;
 
 pub use file::file_id;
 use file::is_file;

@@ -5,6 +5,7 @@
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use super::*;
+use crate::render::render;
 
 impl Transfers {
     /// An image sent as one UDP datagram right after its announcement: the announcement from
@@ -124,7 +125,7 @@ impl Transfers {
                 return true;
             }
             let r = self.recvs.get_mut(&id).expect("recv");
-            let n = match r.stream.read(&mut self.buf) {
+            let n = match r.wire.read(&mut r.stream, &mut self.buf) {
                 Ok(0) => {
                     let lines = r.lines
                         || (r.body.is_none()
@@ -168,7 +169,45 @@ impl Transfers {
                 continue;
             }
             r.header.extend_from_slice(&self.buf[..n]);
-            let maybe_file = r.header.len() < 5 && b"FILE ".starts_with(&r.header);
+            // `SLCPT <handle>\n` opens an encrypted transfer (only on a plain connection).
+            if !r.wire.is_secure() && r.header.starts_with(b"SLCPT ") {
+                let Some(nl) = r.header.iter().position(|b| *b == b'\n') else {
+                    if r.header.len() > 64 {
+                        out.push(self.abort_recv(id, registry, "a bad SLCPT line"));
+                        return false;
+                    }
+                    continue;
+                };
+                let line = String::from_utf8_lossy(&r.header[6..nl]).into_owned();
+                let rest = r.header.split_off(nl + 1);
+                let keys = Handle::new(line.trim_end_matches('\r'))
+                    .ok()
+                    .and_then(|h| policy.tcp_keys(&h).map(|k| (h, k)));
+                let Some((h, k)) = keys else {
+                    let why = format!(
+                        "an encrypted transfer from {} ({}), whose key is not pinned here",
+                        render(&line),
+                        r.peer
+                    );
+                    out.push(self.abort_recv(id, registry, &why));
+                    return false;
+                };
+                let r = self.recvs.get_mut(&id).expect("recv");
+                match secure::Wire::responder(&k, &rest) {
+                    Ok(w) => {
+                        r.wire = w;
+                        r.auth = Some(h.to_string());
+                        r.header.clear();
+                    }
+                    Err(e) => {
+                        out.push(self.abort_recv(id, registry, &e));
+                        return false;
+                    }
+                }
+                continue;
+            }
+            let starts = |p: &[u8]| r.header.len() < p.len() && p.starts_with(&r.header);
+            let maybe_file = starts(b"FILE ") || starts(b"SLCPT ");
             if !r.lines
                 && (r.header.len() >= 4 || r.header.contains(&b'\n'))
                 && !is_img(&r.header)
@@ -322,10 +361,14 @@ impl Transfers {
         // `IMG <file name> <size>` (a handshake sender): the field names no handle anyone has.
         let known = policy.knows(&named);
         let handshake = !known && file_name.is_none() && looks_like_file_name(named.as_str());
-        let from = match policy.sender(&named, peer.ip()) {
-            Ok(f) => f,
+        let auth = self.recvs.get(&id).and_then(|r| r.auth.clone());
+        let from = match (auth, policy.sender(&named, peer.ip())) {
+            // An encrypted transfer: its key said who it is; the header must agree.
+            (Some(a), _) if a == named.as_str() => a,
+            (Some(a), _) => return Err(format!("{a}'s encrypted transfer names {named}")),
+            (None, Ok(f)) => f,
             // A UDP announcement from that address, of that size, by a holder of its handle.
-            Err(e) => self
+            (None, Err(e)) => self
                 .take_announcement(peer.ip(), |a| a.size == size)
                 .map(|a| a.handle)
                 .ok_or(e)?,

@@ -17,7 +17,12 @@ impl Transfers {
         form: SendForm,
         reply: (ConnId, u64),
         now: Instant,
+        keys: Option<&TcpKeys>,
     ) -> Result<(), String> {
+        let wire = match keys {
+            Some(k) => secure::Wire::initiator(me.as_str(), k)?,
+            None => secure::Wire::default(),
+        };
         let file = File::open(path)
             .map_err(|e| format!("cannot open {}: {}", path.display(), io_reason(&e)))?;
         let file_name = path
@@ -64,6 +69,8 @@ impl Transfers {
             Send {
                 path: path.display().to_string(),
                 lines: false,
+                wait_hs: wire.is_secure(),
+                wire,
                 wait_ready: form.ready,
                 file_name,
                 file: Some(file),
@@ -218,6 +225,20 @@ impl Transfers {
                 }
             }
         }
+        if s.wait_hs {
+            // An encrypted send: the handshake before anything of the transfer.
+            match s.wire.handshake(&mut s.stream) {
+                Ok(true) => {
+                    s.wait_hs = false;
+                    s.last_io = now;
+                }
+                Ok(false) => return false,
+                Err(e) => {
+                    out.push(self.fail_send(id, registry, format!("encrypted connection: {e}")));
+                    return false;
+                }
+            }
+        }
         if s.done_writing {
             // Waiting for the receiver's verdict: EOF is yes, a reset is no.
             let mut b = [0u8; 64];
@@ -296,14 +317,18 @@ impl Transfers {
                 return true;
             }
             let res = if s.header_off < s.header.len() {
-                s.stream.write(&s.header[s.header_off..]).inspect(|n| {
-                    s.header_off += n;
-                })
+                s.wire
+                    .write(&mut s.stream, &s.header[s.header_off..])
+                    .inspect(|n| {
+                        s.header_off += n;
+                    })
             } else if s.buf_off < s.buf.len() {
-                s.stream.write(&s.buf[s.buf_off..]).inspect(|n| {
-                    s.buf_off += n;
-                    s.sent += *n as u64;
-                })
+                s.wire
+                    .write(&mut s.stream, &s.buf[s.buf_off..])
+                    .inspect(|n| {
+                        s.buf_off += n;
+                        s.sent += *n as u64;
+                    })
             } else if s.lines {
                 // Lines need no verdict: done once written.
                 let _ = s.stream.shutdown(Shutdown::Write);
@@ -342,6 +367,15 @@ impl Transfers {
                     }
                 }
             } else {
+                // An encrypted send may still hold its last frame.
+                match s.wire.flush(&mut s.stream) {
+                    Ok(true) => {}
+                    Ok(false) => return false,
+                    Err(e) => {
+                        out.push(self.fail_send(id, registry, format!("sending: {e}")));
+                        return false;
+                    }
+                }
                 let _ = s.stream.shutdown(Shutdown::Write);
                 s.done_writing = true;
                 s.last_io = now;
