@@ -1,5 +1,5 @@
 //! An encrypted transfer between slcp peers with pinned keys (PROTOCOL.md "Encryption"): the
-//! connection opens with `SLCPT <handle>\n` and a `Noise_KK_25519_ChaChaPoly_BLAKE2s` handshake
+//! connection opens with `SLCPT <handle>\n` and a `Noise_KK_25519_AESGCM_BLAKE2s` handshake
 //! (both static keys are known: the pinned ones, so only their holders complete it), then every
 //! byte of the ordinary transfer travels in Noise transport messages of at most 64 KiB, each
 //! behind its 2-byte length. A plain connection passes through untouched.
@@ -9,8 +9,10 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 use snow::{Builder, HandshakeState, TransportState};
 
-/// The pattern: KK, since both sides already know (have pinned) the other's static key.
-pub const TCP_PARAMS: &str = "Noise_KK_25519_ChaChaPoly_BLAKE2s";
+/// The pattern: KK, since both sides already know (have pinned) the other's static key. AES-GCM
+/// rather than ChaChaPoly for bulk data: with the AES and carry-less multiply instructions of
+/// today's CPUs (detected at run time) it is several times faster, and a file is bulk.
+pub const TCP_PARAMS: &str = "Noise_KK_25519_AESGCM_BLAKE2s";
 /// The largest Noise message.
 const MAX_FRAME: usize = 65_535;
 const TAG: usize = 16;
@@ -149,11 +151,14 @@ impl Wire {
             return Err(io::ErrorKind::WouldBlock.into());
         };
         let take = data.len().min(MAX_PLAIN);
-        let mut ct = vec![0u8; take + TAG];
+        // Sealed straight into the output, behind its length.
+        let at = n.out.len();
+        n.out.resize(at + 2 + take + TAG, 0);
         let len = t
-            .write_message(&data[..take], &mut ct)
+            .write_message(&data[..take], &mut n.out[at + 2..])
             .map_err(|e| bad(e.to_string()))?;
-        frame(&mut n.out, &ct[..len]);
+        n.out.truncate(at + 2 + len);
+        n.out[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
         // Written now if the socket takes it; the rest on the next call or flush.
         let _ = self.flush(s)?;
         Ok(take)
@@ -244,11 +249,13 @@ impl Wire {
                     ))
                 }
                 State::Transport(mut t) => {
-                    let mut plain = vec![0u8; msg.len()];
+                    // Opened straight into the plaintext buffer.
+                    let at = n.plain_in.len();
+                    n.plain_in.resize(at + msg.len(), 0);
                     let k = t
-                        .read_message(&msg, &mut plain)
+                        .read_message(&msg, &mut n.plain_in[at..])
                         .map_err(|_| bad("a frame that does not authenticate"))?;
-                    n.plain_in.extend_from_slice(&plain[..k]);
+                    n.plain_in.truncate(at + k);
                     State::Transport(t)
                 }
             });
