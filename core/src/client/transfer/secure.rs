@@ -45,7 +45,11 @@ pub struct Wire {
 struct Noise {
     /// `None` only after a failure (the connection is then given up).
     state: Option<State>,
-    raw_in: Vec<u8>,
+    /// Bytes read from the socket: frames from `raw_head` to `raw_tail`.
+    raw: Vec<u8>,
+    raw_head: usize,
+    raw_tail: usize,
+    /// Plaintext that did not fit the caller's buffer.
     plain_in: Vec<u8>,
     plain_off: usize,
     out: Vec<u8>,
@@ -58,6 +62,95 @@ fn builder(k: &TcpKeys) -> Result<Builder<'_>, String> {
         .local_private_key(&k.private)
         .and_then(|b| b.remote_public_key(&k.remote))
         .map_err(|e| e.to_string())
+}
+
+/// The receive buffer: room for two whole frames and a read.
+const RAW_CAP: usize = 4 * 65_537;
+
+/// What one frame gave.
+enum Opened {
+    /// Plaintext of this length, straight into the caller's buffer.
+    Into(usize),
+    /// A handshake step, or plaintext kept for later.
+    Kept,
+}
+
+impl Noise {
+    /// Reads from the socket into the receive buffer (moving a partial frame to its start
+    /// first when the room at its end runs short).
+    fn fill(&mut self, s: &mut TcpStream) -> io::Result<usize> {
+        if self.raw_head == self.raw_tail {
+            self.raw_head = 0;
+            self.raw_tail = 0;
+        } else if self.raw.len() - self.raw_tail < 65_537 {
+            self.raw.copy_within(self.raw_head..self.raw_tail, 0);
+            self.raw_tail -= self.raw_head;
+            self.raw_head = 0;
+        }
+        let k = s.read(&mut self.raw[self.raw_tail..])?;
+        self.raw_tail += k;
+        Ok(k)
+    }
+
+    /// Handles the next complete frame, if one is in: a handshake step, or plaintext opened
+    /// into `buf` when it fits (else kept).
+    fn next_frame(&mut self, buf: &mut [u8]) -> io::Result<Option<Opened>> {
+        let have = self.raw_tail - self.raw_head;
+        if have < 2 {
+            return Ok(None);
+        }
+        let h = self.raw_head;
+        let len = usize::from(u16::from_be_bytes([self.raw[h], self.raw[h + 1]]));
+        if have < 2 + len {
+            return Ok(None);
+        }
+        self.raw_head += 2 + len;
+        let msg = &self.raw[h + 2..h + 2 + len];
+        let state = self
+            .state
+            .take()
+            .ok_or_else(|| bad("the connection failed before"))?;
+        let (next, opened) = match state {
+            State::Responder(mut hs) => {
+                let mut scratch = [0u8; 256];
+                hs.read_message(msg, &mut scratch)
+                    .map_err(|e| bad(format!("the sender's key is not the pinned one ({e})")))?;
+                let mut m2 = [0u8; 256];
+                let k = hs
+                    .write_message(&[], &mut m2)
+                    .map_err(|e| bad(e.to_string()))?;
+                frame(&mut self.out, &m2[..k]);
+                let t = hs.into_transport_mode().map_err(|e| bad(e.to_string()))?;
+                (State::Transport(Box::new(t)), Opened::Kept)
+            }
+            State::Initiator(mut hs) => {
+                let mut scratch = [0u8; 256];
+                hs.read_message(msg, &mut scratch)
+                    .map_err(|e| bad(format!("the receiver's key is not the pinned one ({e})")))?;
+                let t = hs.into_transport_mode().map_err(|e| bad(e.to_string()))?;
+                (State::Transport(Box::new(t)), Opened::Kept)
+            }
+            State::Transport(mut t) => {
+                let opened = if buf.len() >= len {
+                    let k = t
+                        .read_message(msg, buf)
+                        .map_err(|_| bad("a frame that does not authenticate"))?;
+                    Opened::Into(k)
+                } else {
+                    let at = self.plain_in.len();
+                    self.plain_in.resize(at + len, 0);
+                    let k = t
+                        .read_message(msg, &mut self.plain_in[at..])
+                        .map_err(|_| bad("a frame that does not authenticate"))?;
+                    self.plain_in.truncate(at + k);
+                    Opened::Kept
+                };
+                (State::Transport(t), opened)
+            }
+        };
+        self.state = Some(next);
+        Ok(Some(opened))
+    }
 }
 
 fn frame(out: &mut Vec<u8>, msg: &[u8]) {
@@ -80,7 +173,9 @@ impl Wire {
         Ok(Wire {
             noise: Some(Noise {
                 state: Some(State::Initiator(Box::new(hs))),
-                raw_in: Vec::new(),
+                raw: vec![0; RAW_CAP],
+                raw_head: 0,
+                raw_tail: 0,
                 plain_in: Vec::new(),
                 plain_off: 0,
                 out,
@@ -96,7 +191,13 @@ impl Wire {
         Ok(Wire {
             noise: Some(Noise {
                 state: Some(State::Responder(Box::new(hs))),
-                raw_in: rest.to_vec(),
+                raw: {
+                    let mut r = vec![0; RAW_CAP.max(rest.len() + 65_537)];
+                    r[..rest.len()].copy_from_slice(rest);
+                    r
+                },
+                raw_head: 0,
+                raw_tail: rest.len(),
                 plain_in: Vec::new(),
                 plain_off: 0,
                 out: Vec::new(),
@@ -166,11 +267,10 @@ impl Wire {
 
     /// Reads plaintext; drives the handshake first. `Ok(0)` at the end of the stream.
     pub fn read(&mut self, s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        if self.noise.is_none() {
-            return s.read(buf);
-        }
         loop {
-            let n = self.noise.as_mut().expect("noise");
+            let Some(n) = self.noise.as_mut() else {
+                return s.read(buf);
+            };
             if n.plain_off < n.plain_in.len() {
                 let k = buf.len().min(n.plain_in.len() - n.plain_off);
                 buf[..k].copy_from_slice(&n.plain_in[n.plain_off..n.plain_off + k]);
@@ -181,84 +281,27 @@ impl Wire {
                 }
                 return Ok(k);
             }
-            let took = self.take_frames()?;
-            // A responder's message 2 goes out as soon as message 1 is in.
-            if self.noise.as_ref().is_some_and(|n| !n.out.is_empty()) {
-                let _ = self.flush(s)?;
+            match n.next_frame(buf)? {
+                Some(Opened::Into(k)) if k > 0 => return Ok(k),
+                Some(_) => {
+                    // A responder's message 2 goes out as soon as message 1 is in.
+                    if !n.out.is_empty() {
+                        let _ = self.flush(s)?;
+                    }
+                    continue;
+                }
+                None => {}
             }
-            if took {
-                continue;
-            }
-            let n = self.noise.as_mut().expect("noise");
             if n.eof {
-                return if n.raw_in.is_empty() {
+                return if n.raw_tail == n.raw_head {
                     Ok(0)
                 } else {
                     Err(bad("the stream ended inside an encrypted frame"))
                 };
             }
-            let mut tmp = [0u8; 64 * 1024];
-            match s.read(&mut tmp) {
-                Ok(0) => n.eof = true,
-                Ok(k) => n.raw_in.extend_from_slice(&tmp[..k]),
-                Err(e) => return Err(e),
+            if n.fill(s)? == 0 {
+                n.eof = true;
             }
-        }
-    }
-
-    /// Handles the complete frames that arrived; true when some did.
-    fn take_frames(&mut self) -> io::Result<bool> {
-        let n = self.noise.as_mut().expect("noise");
-        let mut any = false;
-        loop {
-            if n.raw_in.len() < 2 {
-                return Ok(any);
-            }
-            let len = usize::from(u16::from_be_bytes([n.raw_in[0], n.raw_in[1]]));
-            if n.raw_in.len() < 2 + len {
-                return Ok(any);
-            }
-            let msg: Vec<u8> = n.raw_in.drain(..2 + len).skip(2).collect();
-            any = true;
-            let state = n
-                .state
-                .take()
-                .ok_or_else(|| bad("the connection failed before"))?;
-            n.state = Some(match state {
-                State::Responder(mut hs) => {
-                    let mut scratch = vec![0u8; 256];
-                    hs.read_message(&msg, &mut scratch).map_err(|e| {
-                        bad(format!("the sender's key is not the pinned one ({e})"))
-                    })?;
-                    let mut m2 = vec![0u8; 256];
-                    let k = hs
-                        .write_message(&[], &mut m2)
-                        .map_err(|e| bad(e.to_string()))?;
-                    frame(&mut n.out, &m2[..k]);
-                    State::Transport(Box::new(
-                        hs.into_transport_mode().map_err(|e| bad(e.to_string()))?,
-                    ))
-                }
-                State::Initiator(mut hs) => {
-                    let mut scratch = vec![0u8; 256];
-                    hs.read_message(&msg, &mut scratch).map_err(|e| {
-                        bad(format!("the receiver's key is not the pinned one ({e})"))
-                    })?;
-                    State::Transport(Box::new(
-                        hs.into_transport_mode().map_err(|e| bad(e.to_string()))?,
-                    ))
-                }
-                State::Transport(mut t) => {
-                    // Opened straight into the plaintext buffer.
-                    let at = n.plain_in.len();
-                    n.plain_in.resize(at + msg.len(), 0);
-                    let k = t
-                        .read_message(&msg, &mut n.plain_in[at..])
-                        .map_err(|_| bad("a frame that does not authenticate"))?;
-                    n.plain_in.truncate(at + k);
-                    State::Transport(t)
-                }
-            });
         }
     }
 
@@ -268,19 +311,17 @@ impl Wire {
             return Ok(false);
         }
         while !self.ready() {
-            self.take_frames()?;
-            if self.ready() {
-                break;
-            }
             let n = self.noise.as_mut().expect("noise");
-            let mut tmp = [0u8; 1024];
-            match s.read(&mut tmp) {
+            if n.next_frame(&mut [])?.is_some() {
+                continue;
+            }
+            match n.fill(s) {
                 Ok(0) => {
                     return Err(bad(
                         "the receiver closed the connection during the handshake",
                     ));
                 }
-                Ok(k) => n.raw_in.extend_from_slice(&tmp[..k]),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
