@@ -4,15 +4,13 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use slcp_core::ipc::{Event, Privacy};
 use support::attack::*;
+use support::capture::{Capture, contains};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -34,78 +32,6 @@ fn wait_privacy(ipc: &mut Ipc, who: &str, privacy: &str, t: Duration) {
             "{who} is not {privacy}: {rows:?}"
         );
     }
-}
-
-/// The payloads of UDP and TCP packets to or from `ports` on the loopback interface while it
-/// runs (AF_PACKET, root only): what an observer of the chat's traffic sees, without the IPC
-/// between a prompt and its own client.
-struct Capture {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<u8>>,
-}
-
-impl Capture {
-    fn start(ports: Vec<u16>) -> Capture {
-        use socket2::{Domain, Protocol, Socket, Type};
-        const ETH_P_ALL: u16 = 0x0003;
-        let s = Socket::new(
-            Domain::PACKET,
-            Type::RAW,
-            Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
-        )
-        .expect("a packet socket (the capture needs root)");
-        s.bind_device(Some(b"lo")).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let mut buf = vec![0u8; 70_000];
-            // After the stop, what the socket holds is still read: it ends on a read that
-            // finds nothing for 50 ms.
-            loop {
-                match (&s).read(&mut buf) {
-                    Ok(n) => {
-                        if let Some(p) = payload(&buf[..n], &ports) {
-                            all.extend_from_slice(p);
-                        }
-                    }
-                    Err(_) if flag.load(Ordering::Relaxed) => break,
-                    Err(_) => {}
-                }
-            }
-            all
-        });
-        Capture { stop, thread }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
-/// The UDP or TCP payload of an Ethernet frame carrying IPv4 to or from one of `ports`.
-fn payload<'a>(frame: &'a [u8], ports: &[u16]) -> Option<&'a [u8]> {
-    if frame.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let ip = &frame[14..];
-    let ihl = usize::from(ip.first()? & 0x0f) * 4;
-    let l4 = ip.get(ihl..)?;
-    let port = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
-    if l4.len() < 20 || !(ports.contains(&port(0)) || ports.contains(&port(2))) {
-        return None;
-    }
-    match ip[9] {
-        17 => l4.get(8..),
-        6 => l4.get(usize::from(l4[12] >> 4) * 4..),
-        _ => None,
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A UDP datagram with a forged source address (a raw IPv4 socket writes the header itself).
@@ -162,7 +88,7 @@ fn messages_are_encrypted_on_the_wire_and_keys_are_pinned_at_first_use() {
     wait_privacy(&mut a, "bob", "encrypted", 10 * S);
     wait_privacy(&mut b, "alice", "encrypted", 10 * S);
 
-    let cap = Capture::start(vec![lan.user("alice").port, lan.user("bob").port]);
+    let cap = Capture::start("lo", vec![lan.user("alice").port, lan.user("bob").port]);
     let secret = "the eagle lands at dawn, grüße";
     a.cmd(&format!("MSG bob {secret}")).unwrap();
     let got = b.wait_event(5 * S, |e| matches!(e, Event::Private { .. }));
@@ -353,7 +279,7 @@ fn a_plain_peer_still_chats_with_prefer_and_require_refuses_it() {
     assert!(a.wait_peers(&["plain"], 5 * S));
     // The same capture as above sees plain SLCP (so its silence there means something).
     let fake_port = fake.udp.local_addr().unwrap().port();
-    let cap = Capture::start(vec![lan.user("alice").port, fake_port]);
+    let cap = Capture::start("lo", vec![lan.user("alice").port, fake_port]);
     a.cmd("MSG plain hello in the clear").unwrap();
     assert_eq!(
         fake.recv_udp(5 * S).as_deref(),
@@ -422,7 +348,7 @@ fn images_and_files_travel_encrypted_between_pinned_peers() {
     let doc = lan.home().join("secret-plans.txt");
     std::fs::write(&doc, &body[8..]).unwrap();
 
-    let cap = Capture::start(vec![lan.user("alice").port, lan.user("bob").port]);
+    let cap = Capture::start("lo", vec![lan.user("alice").port, lan.user("bob").port]);
     let r = a.cmd(&format!("IMG bob {}", png.display())).unwrap();
     assert!(r[0].starts_with("sent photo.png to bob"), "{r:?}");
     let got = b.wait_event(5 * S, |e| matches!(e, Event::Image { .. }));

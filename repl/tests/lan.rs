@@ -659,3 +659,59 @@ fn a_group_across_two_hosts_sees_itself_and_answers_all() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_capture_on_the_lan_sees_no_plaintext_between_slcp_hosts() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(2, "encryption = \"prefer\"");
+    net.start_discovery(1);
+    net.start_discovery(2);
+    net.start_client(1, "ann", "");
+    net.start_client(2, "ben", "");
+    let mut ann = net.ipc(1, "ann");
+    let mut ben = net.ipc(2, "ben");
+    let deadline = Instant::now() + 10 * S;
+    while !ann
+        .cmd("WHO")
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.starts_with("ben ") && r.contains("encrypted"))
+    {
+        assert!(Instant::now() < deadline, "no session between the hosts");
+    }
+    // Host 1's wire, as anyone on the segment could record it.
+    let ns = net.hosts[0].ns.clone();
+    let cap = in_ns(&ns, || {
+        support::capture::Capture::start("eth0", (5000..=5010).collect())
+    });
+    let secret = "meet me behind the gym at noon";
+    ann.cmd(&format!("MSG ben {secret}")).unwrap();
+    let got = ben.wait_event(5 * S, |e| matches!(e, Event::Private { .. }));
+    assert!(
+        matches!(&got, Some(Event::Private { text, .. }) if text == secret),
+        "{got:?}"
+    );
+    let marker = "SECRET-FILE-CONTENT-4711\n".repeat(4000);
+    let doc = net.dir.path().join("minutes.txt");
+    std::fs::write(&doc, &marker).unwrap();
+    let r = ben.cmd(&format!("FILE ann {}", doc.display())).unwrap();
+    assert!(r[0].starts_with("sent minutes.txt to ann"), "{r:?}");
+    match ann.wait_event(5 * S, |e| matches!(e, Event::File { .. })) {
+        Some(Event::File { path, .. }) => {
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), marker)
+        }
+        other => panic!("{other:?}"),
+    }
+    let wire = cap.finish();
+    use support::capture::contains;
+    assert!(contains(&wire, b"SLCPE ann ") && contains(&wire, b"SLCPT ben\n"));
+    for plain in [secret.as_bytes(), b"SECRET-FILE-CONTENT", b"minutes.txt"] {
+        assert!(
+            !contains(&wire, plain),
+            "{} on the wire",
+            String::from_utf8_lossy(plain)
+        );
+    }
+}
