@@ -645,6 +645,7 @@ mod history_ops;
 mod notify;
 pub use notify::{Notification, NotifyMode};
 mod secure;
+mod trust;
 pub use secure::Encryption;
 mod parts;
 mod prompts;
