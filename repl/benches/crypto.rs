@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use slcp_core::e2e;
 use slcp_core::ipc::{Event, ServerMsg};
-use support::bench::raw_tcp_copy;
+use support::bench::{raw_tcp_copy, timed};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -124,21 +124,15 @@ fn sealed_file() -> (f64, f64) {
     let (mut raw, mut sealed) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         raw.push(mbs(raw_tcp_copy(&src, &shm)));
-        let t = Instant::now();
-        a.c.send(&format!("FILE bob {}", src.display())).unwrap();
-        let got = b.wait_event(120 * S, |e| matches!(e, Event::File { .. }));
-        sealed.push(mbs(t.elapsed()));
-        let Some(Event::File { path, .. }) = got else {
-            panic!("no file")
-        };
-        std::fs::remove_file(path).unwrap();
-        loop {
-            match a.c.recv().unwrap() {
-                Some(ServerMsg::Reply { error: None, .. }) => break,
-                Some(ServerMsg::Reply { error: Some(e), .. }) => panic!("{e}"),
-                _ => {}
-            }
-        }
+        sealed.push(mbs(timed(
+            &mut a,
+            &mut b,
+            &format!("FILE bob {}", src.display()),
+            |e| match e {
+                Event::File { path, .. } => Some(path.clone()),
+                _ => None,
+            },
+        )));
     }
     let _ = std::fs::remove_dir_all(&shm);
     let med = |mut v: Vec<f64>| {

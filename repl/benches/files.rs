@@ -9,32 +9,13 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use slcp_core::ipc::{Event, ServerMsg};
-use support::bench::raw_tcp_copy;
+use slcp_core::ipc::Event;
+use support::bench::{raw_tcp_copy, timed};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
 const SIZE: usize = 256 << 20;
 const ROUNDS: usize = 3;
-
-/// Sends `line`, waits for the event `done` at the receiver and the sender's reply; the time
-/// from the command to the receiver's event, and the saved file removed.
-fn timed(a: &mut Ipc, b: &mut Ipc, line: &str, done: fn(&Event) -> Option<String>) -> Duration {
-    let t0 = Instant::now();
-    a.c.send(line).unwrap();
-    let got = b.wait_event(120 * S, |e| done(e).is_some());
-    let took = t0.elapsed();
-    let path = got.as_ref().and_then(done).expect("nothing arrived");
-    std::fs::remove_file(path).unwrap();
-    loop {
-        match a.c.recv().unwrap() {
-            Some(ServerMsg::Reply { error: None, .. }) => break,
-            Some(ServerMsg::Reply { error: Some(e), .. }) => panic!("{line}: {e}"),
-            _ => {}
-        }
-    }
-    took
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

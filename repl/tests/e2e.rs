@@ -16,24 +16,6 @@ use support::*;
 const S: Duration = Duration::from_secs(1);
 const ON: &str = "encryption = \"prefer\"";
 
-/// Waits until `ipc`'s WHO shows `who` with `privacy` (e.g. "encrypted").
-fn wait_privacy(ipc: &mut Ipc, who: &str, privacy: &str, t: Duration) {
-    let deadline = Instant::now() + t;
-    loop {
-        let rows = ipc.cmd("WHO").unwrap_or_default();
-        if rows
-            .iter()
-            .any(|r| r.starts_with(&format!("{who} ")) && r.contains(privacy))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{who} is not {privacy}: {rows:?}"
-        );
-    }
-}
-
 /// A UDP datagram with a forged source address (a raw IPv4 socket writes the header itself).
 fn spoof_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -85,8 +67,8 @@ fn messages_are_encrypted_on_the_wire_and_keys_are_pinned_at_first_use() {
         l
     };
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_privacy(&mut a, "bob", "encrypted", 10 * S);
-    wait_privacy(&mut b, "alice", "encrypted", 10 * S);
+    a.wait_who("bob", "encrypted", 10 * S);
+    b.wait_who("alice", "encrypted", 10 * S);
 
     let cap = Capture::start("lo", vec![lan.user("alice").port, lan.user("bob").port]);
     let secret = "the eagle lands at dawn, grüße";
@@ -151,7 +133,7 @@ fn messages_are_encrypted_on_the_wire_and_keys_are_pinned_at_first_use() {
         "{seen:?}"
     );
     a.cmd("VERIFY bob").unwrap();
-    wait_privacy(&mut a, "bob", "verified", S);
+    a.wait_who("bob", "verified", S);
     b.cmd("MSG alice verified now").unwrap();
     // alice verified bob's key, not bob alice's: alice sees bob's message as verified.
     let got = a.wait_event(5 * S, |e| matches!(e, Event::Private { .. }));
@@ -172,7 +154,7 @@ fn a_changed_key_is_a_loud_warning_until_trusted() {
     let mut lan = Lan::new(ON);
     lan.start_all(&["alice", "bob"]);
     let mut a = lan.ipc("alice");
-    wait_privacy(&mut a, "bob", "encrypted", 10 * S);
+    a.wait_who("bob", "encrypted", 10 * S);
     // bob gets a new key (a reinstall, or someone else with his handle).
     lan.kill_client("bob", "TERM");
     std::fs::remove_file(lan.home().join("data/slcp/keys/bob.key")).unwrap();
@@ -183,7 +165,7 @@ fn a_changed_key_is_a_loud_warning_until_trusted() {
         |e| matches!(e, Event::Error { text } if text.contains("CHANGED")),
     );
     assert!(w.is_some(), "no warning: {:?}", a.events);
-    wait_privacy(&mut a, "bob", "KEY CHANGED", 5 * S);
+    a.wait_who("bob", "KEY CHANGED", 5 * S);
     b.cmd("MSG alice it is me, really").unwrap();
     let got = a.wait_event(5 * S, |e| matches!(e, Event::Private { .. }));
     assert!(
@@ -204,7 +186,7 @@ fn a_changed_key_is_a_loud_warning_until_trusted() {
         "{fp:?}"
     );
     a.cmd("TRUST bob").unwrap();
-    wait_privacy(&mut a, "bob", "encrypted", S);
+    a.wait_who("bob", "encrypted", S);
     a.cmd("MSG bob welcome back").unwrap();
     let got = b.wait_event(5 * S, |e| matches!(e, Event::Private { .. }));
     assert!(
@@ -216,7 +198,7 @@ fn a_changed_key_is_a_loud_warning_until_trusted() {
 #[test]
 fn hijacks_fail_against_pinned_keys() {
     let mut v = Victims::new(None, &img_plugin(), ON);
-    wait_privacy(&mut v.alice, "bob", "encrypted", 10 * S);
+    v.alice.wait_who("bob", "encrypted", 10 * S);
 
     // A spoofed datagram from bob's own address: without a key it would be bob's.
     let (alice_port, bob_port) = (v.port("alice"), v.port("bob"));
@@ -336,8 +318,8 @@ fn images_and_files_travel_encrypted_between_pinned_peers() {
         lan.start_client(u);
     }
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_privacy(&mut a, "bob", "encrypted", 10 * S);
-    wait_privacy(&mut b, "alice", "encrypted", 10 * S);
+    a.wait_who("bob", "encrypted", 10 * S);
+    b.wait_who("alice", "encrypted", 10 * S);
     let marker = b"PLAINTEXT-MARKER-0123456789";
     let mut body = b"\x89PNG\r\n\x1a\n".to_vec();
     for _ in 0..20_000 {

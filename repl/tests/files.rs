@@ -29,18 +29,6 @@ fn sha256(p: &Path) -> Vec<u8> {
     }
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// A LAN whose users save files in `<home>/dl-<handle>`.
 fn file_lan(extra: &str, users: &[&str]) -> Lan {
     let mut lan = Lan::new(extra);
@@ -58,25 +46,11 @@ fn file_lan(extra: &str, users: &[&str]) -> Lan {
     lan
 }
 
-/// Waits until `ipc`'s client has heard `who`'s extension hello (WHO -v shows `slcpx:`).
-fn wait_exts(ipc: &mut Ipc, who: &str, t: Duration) {
-    let deadline = Instant::now() + t;
-    loop {
-        let rows = ipc.cmd("WHO -v").unwrap_or_default();
-        if rows.iter().any(|r| {
-            r.starts_with(&format!("{who} ")) && r.contains("slcpx:") && r.contains("file")
-        }) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no hello from {who}: {rows:?}");
-    }
-}
-
 #[test]
 fn a_200_mib_file_arrives_whole_under_its_own_name_made_safe() {
     let lan = file_lan("", &["alice", "bob"]);
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_exts(&mut a, "bob", 10 * S);
+    a.wait_who("bob", "slcpx:", 10 * S);
     let src_dir = lan.home().join("src");
     std::fs::create_dir_all(&src_dir).unwrap();
     // A right-to-left override makes `a\u{202e}gpj.exe` look like `aexe.jpg` on screen.
@@ -194,7 +168,7 @@ fn a_transfer_killed_half_way_resumes_where_it_stopped() {
     // 40 MiB/s: 200 MiB take five seconds, time enough to kill the sender half-way.
     let mut lan = file_lan("max_send_rate = 41943040", &["alice", "bob"]);
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_exts(&mut a, "bob", 10 * S);
+    a.wait_who("bob", "slcpx:", 10 * S);
     let src = make_file(lan.home(), "big.bin", b"", 200 * MIB);
     a.c.send(&format!("FILE bob {}", src.display())).unwrap();
     let dl = lan.home().join("dl-bob");
@@ -230,7 +204,7 @@ fn a_transfer_killed_half_way_resumes_where_it_stopped() {
 
     lan.start_client("alice");
     let mut a = lan.ipc("alice");
-    wait_exts(&mut a, "bob", 10 * S);
+    a.wait_who("bob", "slcpx:", 10 * S);
     let lines = a.cmd(&format!("FILE bob {}", src.display())).unwrap();
     assert!(lines[0].contains("(resumed: "), "{lines:?}");
     let got = b.wait_event(30 * S, |e| matches!(e, Event::File { .. }));
@@ -271,7 +245,7 @@ fn too_big_files_are_refused_with_the_reason_on_both_sides_and_plain_peers_get_n
     lan.start_client("alice");
     lan.start_client("bob");
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_exts(&mut a, "bob", 10 * S);
+    a.wait_who("bob", "slcpx:", 10 * S);
     let src = make_file(lan.home(), "report.pdf", b"%PDF", 5000);
     let e = a.cmd(&format!("FILE bob {}", src.display())).unwrap_err();
     assert!(
@@ -363,7 +337,7 @@ fn a_file_larger_than_the_free_space_is_refused_before_a_byte_moves() {
 fn a_relative_path_at_the_prompt_is_the_prompts_own_folder() {
     let lan = file_lan("", &["alice", "bob"]);
     let (mut a, mut b) = lan.pair("alice", "bob");
-    wait_exts(&mut a, "bob", 10 * S);
+    a.wait_who("bob", "slcpx:", 10 * S);
     // The client runs elsewhere; the prompt runs in `work`.
     let work = lan.home().join("work");
     std::fs::create_dir_all(&work).unwrap();

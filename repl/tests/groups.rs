@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slcp_core::ipc::{Event, Privacy};
 use support::*;
@@ -17,21 +17,6 @@ fn group(from: &str, group: &str, text: &str) -> Event {
         group: group.into(),
         text: text.into(),
         privacy: Privacy::Plain,
-    }
-}
-
-/// Waits until `ipc`'s client has heard `who`'s extension hello (WHO -v shows `slcpx:`).
-fn wait_exts(ipc: &mut Ipc, who: &str, t: Duration) {
-    let deadline = Instant::now() + t;
-    loop {
-        let rows = ipc.cmd("WHO -v").unwrap_or_default();
-        if rows
-            .iter()
-            .any(|r| r.starts_with(&format!("{who} ")) && r.contains("slcpx:"))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no hello from {who}: {rows:?}");
     }
 }
 
@@ -48,7 +33,7 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
         (&mut c, ["alice", "bob"]),
     ] {
         for o in others {
-            wait_exts(x, o, 10 * S);
+            x.wait_who(o, "slcpx:", 10 * S);
         }
     }
     // A plain SLCP peer that only alice knows.

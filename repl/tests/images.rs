@@ -48,19 +48,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Every entry of `dir` (none if it does not exist), hidden ones included.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn image_event(ipc: &mut Ipc, t: Duration) -> (String, u64, PathBuf) {
     match ipc.wait_event(t, |e| matches!(e, Event::Image { .. })) {
         Some(Event::Image { from, size, path }) => (from, size, PathBuf::from(path)),

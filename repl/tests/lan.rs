@@ -572,21 +572,6 @@ fn doctor_tells_which_direction_is_blocked_and_static_peers_fix_another_subnet()
     assert!(report.contains("2 problem(s) found"), "{report}");
 }
 
-/// Waits until `ipc`'s client has heard `who`'s extension hello (WHO -v shows `slcpx:`).
-fn wait_exts(ipc: &mut Ipc, who: &str, t: Duration) {
-    let deadline = Instant::now() + t;
-    loop {
-        let rows = ipc.cmd("WHO -v").unwrap_or_default();
-        if rows
-            .iter()
-            .any(|r| r.starts_with(&format!("{who} ")) && r.contains("slcpx:"))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no hello from {who}: {rows:?}");
-    }
-}
-
 #[test]
 fn a_group_across_two_hosts_sees_itself_and_answers_all() {
     if !netns_available() {
@@ -602,7 +587,7 @@ fn a_group_across_two_hosts_sees_itself_and_answers_all() {
     let mut ipcs: HashMap<&str, Ipc> = members.iter().map(|(h, u)| (*u, net.ipc(*h, u))).collect();
     for (_, u) in members {
         for (_, o) in members.iter().filter(|(_, o)| *o != u) {
-            wait_exts(ipcs.get_mut(u).unwrap(), o, 10 * S);
+            ipcs.get_mut(u).unwrap().wait_who(o, "slcpx:", 10 * S);
         }
     }
     let r = ipcs

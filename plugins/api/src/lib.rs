@@ -490,6 +490,7 @@ pub fn toml_string(s: &str) -> String {
     out
 }
 
+pub mod args;
 pub mod markers;
 pub mod names;
 

@@ -15,21 +15,7 @@ pub struct Img;
 /// Splits `IMG` arguments into the handle and the path: the path is the rest of the line, so it
 /// may hold spaces; surrounding quotes are dropped and `~/` means the home folder.
 pub fn parse_args(args: &str, home: Option<&str>) -> Result<(String, String), String> {
-    let usage = "usage: IMG <handle> <path>";
-    let (to, path) = args.trim().split_once(char::is_whitespace).ok_or(usage)?;
-    let path = path.trim();
-    let path = path
-        .strip_prefix('"')
-        .and_then(|p| p.strip_suffix('"'))
-        .unwrap_or(path);
-    if path.is_empty() {
-        return Err(usage.into());
-    }
-    let path = match (path.strip_prefix("~/"), home) {
-        (Some(rest), Some(h)) => format!("{}/{rest}", h.trim_end_matches('/')),
-        _ => path.to_string(),
-    };
-    Ok((to.to_string(), path))
+    slcp_plugin_api::args::target_and_path(args, home, "usage: IMG <handle> <path>")
 }
 
 impl Plugin for Img {

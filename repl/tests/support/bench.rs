@@ -5,6 +5,10 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use slcp_core::ipc::{Event, ServerMsg};
+
+use super::Ipc;
+
 /// The same bytes over a plain loopback TCP socket: file → socket → file → rename.
 pub fn raw_tcp_copy(src: &Path, dir: &Path) -> Duration {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -41,4 +45,23 @@ pub fn raw_tcp_copy(src: &Path, dir: &Path) -> Duration {
     let d = rx.join().unwrap();
     std::fs::remove_file(dir.join("raw.bin")).unwrap();
     d
+}
+
+/// Sends `line`, waits for the event `done` at the receiver and the sender's reply; the time
+/// from the command to the receiver's event, and the saved file removed.
+pub fn timed(a: &mut Ipc, b: &mut Ipc, line: &str, done: fn(&Event) -> Option<String>) -> Duration {
+    let t0 = Instant::now();
+    a.c.send(line).unwrap();
+    let got = b.wait_event(Duration::from_secs(120), |e| done(e).is_some());
+    let took = t0.elapsed();
+    let path = got.as_ref().and_then(done).expect("nothing arrived");
+    std::fs::remove_file(path).unwrap();
+    loop {
+        match a.c.recv().unwrap() {
+            Some(ServerMsg::Reply { error: None, .. }) => break,
+            Some(ServerMsg::Reply { error: Some(e), .. }) => panic!("{line}: {e}"),
+            _ => {}
+        }
+    }
+    took
 }

@@ -466,6 +466,25 @@ impl Ipc {
         );
     }
 
+    /// Waits until `WHO -v` shows `who` with `needle` in its row (`slcpx:` once its extension
+    /// hello came, `encrypted` once a session is up), within `t`.
+    pub fn wait_who(&mut self, who: &str, needle: &str, t: Duration) {
+        let deadline = Instant::now() + t;
+        loop {
+            let rows = self.cmd("WHO -v").unwrap_or_default();
+            if rows
+                .iter()
+                .any(|r| r.starts_with(&format!("{who} ")) && r.contains(needle))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "WHO never showed {who} with {needle:?}: {rows:?}"
+            );
+        }
+    }
+
     /// Waits until every handle of `want` is known (from the hello or join events), within `t`.
     pub fn wait_peers(&mut self, want: &[&str], t: Duration) -> bool {
         let deadline = Instant::now() + t;
@@ -623,6 +642,19 @@ pub fn ask_who(addr: SocketAddr) -> Vec<String> {
 }
 
 /// A file of `n` pseudo-random bytes starting with `magic`.
+/// Every entry of `dir` (none if it does not exist), hidden ones included.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 pub fn make_file(dir: &Path, name: &str, magic: &[u8], n: usize) -> PathBuf {
     let p = dir.join(name);
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());

@@ -28,20 +28,7 @@ pub struct FileJob {
 /// hold spaces; surrounding quotes are dropped, `~/` is the home folder).
 pub fn parse_file_args(args: &str, home: Option<&str>) -> Result<(String, PathBuf), String> {
     let usage = "usage: FILE <handle|@group|h1,h2|*> <path>";
-    let (to, path) = args.trim().split_once(char::is_whitespace).ok_or(usage)?;
-    let path = path.trim();
-    let path = path
-        .strip_prefix('"')
-        .and_then(|p| p.strip_suffix('"'))
-        .unwrap_or(path);
-    if path.is_empty() {
-        return Err(usage.into());
-    }
-    let path = match (path.strip_prefix("~/"), home) {
-        (Some(rest), Some(h)) => PathBuf::from(h).join(rest),
-        _ => PathBuf::from(path),
-    };
-    Ok((to.to_owned(), path))
+    slcp_plugin_api::args::target_and_path(args, home, usage).map(|(to, p)| (to, PathBuf::from(p)))
 }
 
 impl Chat {

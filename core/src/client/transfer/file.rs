@@ -8,6 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use sha2::{Digest, Sha256};
 
+use super::send::open_send;
 use super::*;
 use crate::ext;
 
@@ -86,16 +87,7 @@ impl Transfers {
         now: Instant,
         keys: Option<&TcpKeys>,
     ) -> Result<(), String> {
-        let wire = match keys {
-            Some(k) => secure::Wire::initiator(me.as_str(), k)?,
-            None => secure::Wire::default(),
-        };
-        let file = File::open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), io_reason(&e)))?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let (wire, file, file_name) = open_send(me, path, keys)?;
         let size = meta.len();
         let header = ext::file_header(me, size, &file_id(path, meta), &file_name);
         let stream = self.connect(registry, addr, to)?;

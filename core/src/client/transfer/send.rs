@@ -3,6 +3,26 @@
 
 use super::*;
 
+/// What every send begins with: its connection's encryption (with `keys`), the open file, and
+/// its name as the user named it.
+pub(super) fn open_send(
+    me: &Handle,
+    path: &Path,
+    keys: Option<&TcpKeys>,
+) -> Result<(secure::Wire, File, String), String> {
+    let wire = match keys {
+        Some(k) => secure::Wire::initiator(me.as_str(), k)?,
+        None => secure::Wire::default(),
+    };
+    let file = File::open(path)
+        .map_err(|e| format!("cannot open {}: {}", path.display(), io_reason(&e)))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    Ok((wire, file, file_name))
+}
+
 impl Transfers {
     /// Starts sending `path` (`size` bytes) to `addr`, announced as from `me`.
     #[allow(clippy::too_many_arguments)]
@@ -19,16 +39,7 @@ impl Transfers {
         now: Instant,
         keys: Option<&TcpKeys>,
     ) -> Result<(), String> {
-        let wire = match keys {
-            Some(k) => secure::Wire::initiator(me.as_str(), k)?,
-            None => secure::Wire::default(),
-        };
-        let file = File::open(path)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), io_reason(&e)))?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let (wire, file, file_name) = open_send(me, path, keys)?;
         // A file name on the wire is one field: no blanks, no control characters.
         let wire_name: String = file_name
             .chars()
