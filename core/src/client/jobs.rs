@@ -1,14 +1,18 @@
-//! FILE commands in the shell: the file checked once, one transfer per recipient, and one reply
+//! Sends that commands start, in the shell: IMG (a plugin's image sends, announced by UDP
+//! first) and FILE commands: the file checked once, one transfer per recipient, and one reply
 //! to the prompt when every transfer has ended (who got it, who did not and why).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use log::warn;
+use log::{debug, warn};
 use mio::Registry;
+use mio::net::UdpSocket;
 
 use super::chat::{Chat, ConnId, FileJob};
+use super::transfer;
 use super::transfer::{Outcome, Transfers};
+use crate::plugin::CallOut;
 
 /// The FILE commands waiting for their transfers.
 #[derive(Default)]
@@ -133,5 +137,70 @@ impl Jobs {
         };
         chat.finish_command(reply.0, reply.1, r);
         None
+    }
+}
+
+/// Starts the image sends a plugin asked for; the command's reply waits for the transfer.
+pub fn start_images(
+    chat: &mut Chat,
+    call: Option<(ConnId, u64)>,
+    out: &mut CallOut,
+    udp: &UdpSocket,
+    transfers: &mut Transfers,
+    registry: &Registry,
+) {
+    for (to, path, size) in std::mem::take(&mut out.images) {
+        let Some((addr, forms)) = chat.image_target(&to) else {
+            out.error = Some(if to == *chat.handle() {
+                "that is you; IMG someone else".to_string()
+            } else {
+                format!("nobody called {to} is here; WHO lists who is")
+            });
+            continue;
+        };
+        let keys = match chat.transfer_keys(&to) {
+            Ok(k) => k,
+            Err(e) => {
+                out.error = Some(e);
+                continue;
+            }
+        };
+        // A send's outcome needs someone to tell; one started by an event has nobody.
+        let Some(reply) = call else {
+            warn!("a plugin sent an image outside a command; ignored");
+            continue;
+        };
+        // SLCP.md: the UDP announcement first, then the TCP stream; so it leaves now,
+        // before the connect below sends its SYN.
+        // (An encrypted send announces nothing in the clear: its key speaks for it.)
+        if keys.is_none() {
+            chat.announce_image(&to, size);
+        }
+        for (a, b) in chat.out.udp.drain(..) {
+            if let Err(e) = udp.send_to(&b, a) {
+                debug!("announcement to {a}: {e}");
+            }
+        }
+        let form = transfer::SendForm {
+            named: forms.named_img,
+            ready: forms.ready_img,
+            recipient: forms.recipient,
+        };
+        let me = chat.handle().clone();
+        match transfers.start_send(
+            registry,
+            addr,
+            &me,
+            to.as_str(),
+            &path,
+            size,
+            form,
+            reply,
+            Instant::now(),
+            keys.as_ref(),
+        ) {
+            Ok(()) => out.deferred = true,
+            Err(e) => out.error = Some(e),
+        }
     }
 }

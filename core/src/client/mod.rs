@@ -532,64 +532,6 @@ impl Shell {
         }
     }
 
-    /// Starts the image sends a plugin asked for; the command's reply waits for the transfer.
-    fn start_images(&mut self, chat: &mut Chat, call: Option<(ConnId, u64)>, out: &mut CallOut) {
-        for (to, path, size) in std::mem::take(&mut out.images) {
-            let Some((addr, forms)) = chat.image_target(&to) else {
-                out.error = Some(if to == *chat.handle() {
-                    "that is you; IMG someone else".to_string()
-                } else {
-                    format!("nobody called {to} is here; WHO lists who is")
-                });
-                continue;
-            };
-            let keys = match chat.transfer_keys(&to) {
-                Ok(k) => k,
-                Err(e) => {
-                    out.error = Some(e);
-                    continue;
-                }
-            };
-            // A send's outcome needs someone to tell; one started by an event has nobody.
-            let Some(reply) = call else {
-                warn!("a plugin sent an image outside a command; ignored");
-                continue;
-            };
-            // SLCP.md: the UDP announcement first, then the TCP stream; so it leaves now,
-            // before the connect below sends its SYN.
-            // (An encrypted send announces nothing in the clear: its key speaks for it.)
-            if keys.is_none() {
-                chat.announce_image(&to, size);
-            }
-            for (a, b) in chat.out.udp.drain(..) {
-                if let Err(e) = self.udp.send_to(&b, a) {
-                    debug!("announcement to {a}: {e}");
-                }
-            }
-            let form = transfer::SendForm {
-                named: forms.named_img,
-                ready: forms.ready_img,
-                recipient: forms.recipient,
-            };
-            let me = chat.handle().clone();
-            match self.transfers.start_send(
-                self.poll.registry(),
-                addr,
-                &me,
-                to.as_str(),
-                &path,
-                size,
-                form,
-                reply,
-                Instant::now(),
-                keys.as_ref(),
-            ) {
-                Ok(()) => out.deferred = true,
-                Err(e) => out.error = Some(e),
-            }
-        }
-    }
-
     /// Gives the plugins their commands and events until none are left; what they do goes back
     /// into the chat (a plugin's MSG causes no event, so this ends).
     fn plugin_work(&mut self, chat: &mut Chat) {
@@ -601,7 +543,14 @@ impl Shell {
             }
             for e in events {
                 let mut out = with_env(chat, &mut self.setup, |env| self.plugins.event(&e, env));
-                self.start_images(chat, None, &mut out);
+                jobs::start_images(
+                    chat,
+                    None,
+                    &mut out,
+                    &self.udp,
+                    &mut self.transfers,
+                    self.poll.registry(),
+                );
                 chat.plugin_done(None, out);
             }
             for (conn, id, word, args) in calls {
@@ -613,7 +562,14 @@ impl Shell {
                     ..CallOut::default()
                 });
                 let mut out = out;
-                self.start_images(chat, Some((conn, id)), &mut out);
+                jobs::start_images(
+                    chat,
+                    Some((conn, id)),
+                    &mut out,
+                    &self.udp,
+                    &mut self.transfers,
+                    self.poll.registry(),
+                );
                 chat.plugin_done(Some((conn, id)), out);
             }
         }
