@@ -1,5 +1,5 @@
-//! Messages to several people end to end: a saved group of three slcp users and a plain SLCP
-//! peer (played by this test), answers to the whole group, MSG * and ALL, a list of handles
+//! Messages to several people end to end: a saved group of three slcp users (encrypted between
+//! them, the default) and a plain SLCP peer (played by this test, in the clear), answers to the whole group, MSG * and ALL, a list of handles
 //! with a member who is not there, and the group surviving a restart of the client.
 
 mod support;
@@ -16,13 +16,14 @@ fn group(from: &str, group: &str, text: &str) -> Event {
         from: from.into(),
         group: group.into(),
         text: text.into(),
-        privacy: Privacy::Plain,
+        // Between slcp peers (encryption on, the default), sealed end to end.
+        privacy: Privacy::Encrypted,
     }
 }
 
 #[test]
 fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
-    let mut lan = Lan::new("");
+    let mut lan = Lan::new("encryption = \"prefer\"");
     lan.start_all(&["alice", "bob", "carol"]);
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
@@ -33,7 +34,7 @@ fn a_group_reaches_everyone_in_their_form_and_answers_go_to_all() {
         (&mut c, ["alice", "bob"]),
     ] {
         for o in others {
-            x.wait_who(o, "slcpx:", 10 * S);
+            x.wait_who(o, "encrypted", 10 * S);
         }
     }
     // A plain SLCP peer that only alice knows.
