@@ -1,6 +1,7 @@
 //! Messages to several people end to end: a saved group of three slcp users (encrypted between
-//! them, the default) and a plain SLCP peer (played by this test, in the clear), answers to the whole group, MSG * and ALL, a list of handles
-//! with a member who is not there, and the group surviving a restart of the client.
+//! them, the default) and a plain SLCP peer (played by this test, in the clear), answers to the
+//! whole group, MSG * and ALL, a list of handles with a member who is not there, and the group
+//! surviving a restart of the client.
 
 mod support;
 
