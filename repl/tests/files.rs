@@ -359,3 +359,41 @@ fn a_relative_path_at_the_prompt_is_the_prompts_own_folder() {
         "from the prompt's folder\n"
     );
 }
+
+#[test]
+fn a_sender_may_leave_only_a_few_unfinished_files() {
+    let lan = file_lan("", &["bob"]);
+    let mut b = lan.ipc("bob");
+    let _fake = FakePeer::join("mallory", lan.user("bob").port);
+    assert!(b.wait_peers(&["mallory"], 5 * S));
+    let port = lan.user("bob").port;
+    let start = |id: usize| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(5 * S)).unwrap();
+        s.write_all(format!("FILE mallory 100 {id:04x} part.bin\n").as_bytes())
+            .unwrap();
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        if answer.starts_with("FILEOK") {
+            // One byte, then gone: an unfinished file.
+            s.write_all(b"x").unwrap();
+        }
+        answer
+    };
+    for id in 0..16 {
+        assert_eq!(start(id), "FILEOK 0\n");
+        let kept = b.wait_event(
+            5 * S,
+            |e| matches!(e, Event::Error { text } if text.contains("kept for resuming")),
+        );
+        assert!(kept.is_some(), "{id}: {:?}", b.events);
+    }
+    let answer = start(16);
+    assert!(
+        answer.starts_with("FILENO ") && answer.contains("16 unfinished files"),
+        "{answer}"
+    );
+    let dl = lan.home().join("dl-bob");
+    assert_eq!(entries(&dl).len(), 16, "{:?}", entries(&dl));
+}

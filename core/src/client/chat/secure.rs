@@ -21,6 +21,8 @@ use crate::ipc::{Event, Privacy};
 
 /// Lines waiting for a session, per peer.
 const MAX_QUEUED: usize = 64;
+/// A peer's first handshake messages are answered at most this often.
+const ANSWER_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Whether to encrypt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub(super) struct PeerSec {
     pub(super) session: Option<Session>,
     /// The session a re-key replaced: datagrams sealed with it just before still open.
     prev: Option<Session>,
+    /// When we last answered a first handshake message from it.
+    answered: Option<Instant>,
     /// Lines (plaintext SLCP lines) waiting for the session, with the prompt to tell when they
     /// cannot go.
     queue: VecDeque<Queued>,
@@ -308,6 +312,14 @@ impl Chat {
                     // Both began: ours goes on, theirs is dropped (they answer ours).
                     return Ok(());
                 }
+                // Each answer costs three Diffie-Hellman operations: a flood of first messages
+                // (from a peer's address, or one spoofing it) gets a few answers a second.
+                if p.answered
+                    .is_some_and(|t| now.duration_since(t) < ANSWER_EVERY)
+                {
+                    return Err("a first handshake message too soon after the last; dropped".into());
+                }
+                p.answered = Some(now);
                 let (hs, m2) = e2e::respond(&keys, bytes, now)?;
                 p.hs = Some(hs);
                 let d = e2e::encode_handshake(&self.me, 2, &m2);

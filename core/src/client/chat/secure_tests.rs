@@ -106,3 +106,31 @@ fn a_pinned_handle_in_the_clear_is_not_believed() {
         vec!["message ?bob@10.0.0.2:5001 wire the money"]
     );
 }
+
+#[test]
+fn a_flood_of_first_handshake_messages_gets_few_answers() {
+    let mut a = chat("alice", 5000, [10, 0, 0, 1]);
+    let mut b = chat("bob", 5001, [10, 0, 0, 2]);
+    let t0 = Instant::now();
+    a.datagram(t0, addr("10.0.0.2:5001"), b"JOIN bob 5001\n");
+    pump(&mut a, &mut b, t0);
+    // From bob's address (spoofed, say): 100 first messages within a second.
+    let k = e2e::generate();
+    let mut answers = 0;
+    for i in 0..100u64 {
+        let (_, m1) = e2e::initiate(&k, t0).unwrap();
+        let d = e2e::encode_handshake(&Handle::new("bob").unwrap(), 1, &m1);
+        a.datagram(
+            t0 + Duration::from_millis(i * 10),
+            addr("10.0.0.2:5001"),
+            &d,
+        );
+        answers += a
+            .out
+            .udp
+            .drain(..)
+            .filter(|(_, d)| d.starts_with(b"SLCPH alice 2 "))
+            .count();
+    }
+    assert!(answers <= 4, "{answers} answers in one second");
+}

@@ -12,6 +12,8 @@ use super::send::open_send;
 use super::*;
 use crate::ext;
 
+/// Unfinished files kept per sender at most.
+const MAX_PARTIALS: usize = 16;
 /// Partial files older than this are removed when the client starts.
 const PARTIAL_DAYS: u64 = 7;
 
@@ -281,6 +283,22 @@ impl Transfers {
             .any(|r| r.body.as_ref().is_some_and(|b| b.tmp == tmp))
         {
             return Err(format!("{name} from {from} is being received already"));
+        }
+        // A sender may leave a few unfinished files, not a folder full of them.
+        if !tmp.exists() {
+            let prefix = format!(".slcp-partial-{}-", Handle::file_stem(&from));
+            let unfinished = std::fs::read_dir(&self.files.dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                        .count()
+                })
+                .unwrap_or(0);
+            if unfinished >= MAX_PARTIALS {
+                return Err(format!(
+                    "{from} has {unfinished} unfinished files here already; one must be resumed to the end first"
+                ));
+            }
         }
         let file = std::fs::OpenOptions::new()
             .append(true)
