@@ -324,3 +324,33 @@ fn after_a_detach_and_a_kill_9_the_prompt_shows_what_came_with_its_time() {
         .unwrap();
     assert_eq!(line.as_bytes()[2], b':', "no time on {line:?}");
 }
+
+#[test]
+fn encrypted_messages_are_marked_at_the_terminal() {
+    let mut lan = Lan::new("bell = false\nencryption = \"prefer\"");
+    lan.start_all(&["alice", "bob"]);
+    let mut bob = lan.ipc("bob");
+    bob.wait_who("alice", "encrypted", Duration::from_secs(10));
+    let tmux = Tmux::new("e2e");
+    tmux.start("t", &repl_command(&lan, "alice", ""));
+    let t = Duration::from_secs(10);
+    tmux.wait("t", t, |s| s.contains("alice>"));
+    bob.cmd("MSG alice sealed hello").unwrap();
+    // `HH:MM [e2e] bob: sealed hello`
+    tmux.wait("t", t, |s| {
+        s.lines()
+            .any(|l| l.trim_end().ends_with("[e2e] bob: sealed hello"))
+    });
+    tmux.keys("t", &["verify bob", "Enter"]);
+    tmux.wait("t", t, |s| s.contains("is marked verified"));
+    bob.cmd("MSG alice and verified").unwrap();
+    tmux.wait("t", t, |s| {
+        s.lines()
+            .any(|l| l.trim_end().ends_with("[e2e ✓] bob: and verified"))
+    });
+    tmux.keys("t", &["who", "Enter"]);
+    tmux.wait("t", t, |s| {
+        s.lines()
+            .any(|l| l.starts_with("bob ") && l.contains("verified"))
+    });
+}
