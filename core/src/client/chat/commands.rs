@@ -502,6 +502,12 @@ impl Chat {
             }
             Err(e) => return self.reply(conn, id, Err(format!("{rest:?} is not a handle: {e}"))),
         };
+        if new.as_str() == "*" || new.as_str().starts_with('@') {
+            let e = format!(
+                "{new} would read as a group (@name) or as everyone (*) in slcp's MSG and FILE; choose another handle"
+            );
+            return self.reply(conn, id, Err(e));
+        }
         if new == self.me && self.state == State::Joined {
             return self.reply(conn, id, Err(format!("you are already {new}")));
         }

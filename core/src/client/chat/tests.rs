@@ -540,3 +540,13 @@ fn auto_away_sets_no_deadline_after_leave_or_a_clash() {
     d.tick(late);
     assert!(d.next_deadline() > late);
 }
+
+#[test]
+fn handles_that_read_as_targets_are_refused() {
+    let (mut c, t0) = started("alice");
+    for bad in ["*", "@team"] {
+        c.request(t0, 1, 1, &format!("HANDLE {bad}"));
+        let e = reply(&mut c).unwrap_err();
+        assert!(e.contains("would read as a group"), "{e}");
+    }
+}
