@@ -40,15 +40,7 @@ fn pair(encryption: &str) -> (Lan, Ipc, Ipc) {
     } else {
         "encrypted"
     };
-    let deadline = Instant::now() + 10 * S;
-    while !a
-        .cmd("WHO")
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.starts_with("bob ") && r.contains(want))
-    {
-        assert!(Instant::now() < deadline, "no session");
-    }
+    a.wait_who("bob", want, 10 * S);
     (lan, a, b)
 }
 
@@ -110,15 +102,7 @@ fn sealed_file() -> (f64, f64) {
     lan.start_client("bob");
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
-    let deadline = Instant::now() + 10 * S;
-    while !a
-        .cmd("WHO")
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.starts_with("bob ") && r.contains("encrypted"))
-    {
-        assert!(Instant::now() < deadline, "no session");
-    }
+    a.wait_who("bob", "encrypted", 10 * S);
     let src = make_file(&shm, "src.bin", b"", SIZE);
     let mbs = |d: Duration| SIZE as f64 / d.as_secs_f64() / 1e6;
     let (mut raw, mut sealed) = (Vec::new(), Vec::new());

@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slcp_core::ipc::Event;
 use support::bench::{raw_tcp_copy, timed};
@@ -39,15 +39,7 @@ fn main() {
     lan.start_client("bob");
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
-    let deadline = Instant::now() + 10 * S;
-    while !a
-        .cmd("WHO -v")
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.starts_with("bob ") && r.contains("slcpx:"))
-    {
-        assert!(Instant::now() < deadline, "bob's hello never came");
-    }
+    a.wait_who("bob", "slcpx:", 10 * S);
     let src = make_file(&shm, "src.png", b"\x89PNG\r\n\x1a\n", SIZE);
     let mbs = |d: Duration| SIZE as f64 / d.as_secs_f64() / 1e6;
     let (mut raw, mut imgs, mut files) = (Vec::new(), Vec::new(), Vec::new());

@@ -306,17 +306,7 @@ fn a_plain_peer_still_chats_with_prefer_and_require_refuses_it() {
 fn images_and_files_travel_encrypted_between_pinned_peers() {
     let mut lan = Lan::new(ON);
     lan.with_plugins(&[(&img_plugin(), "libslcp_plugin_img.so")]);
-    lan.start_discovery();
-    for u in ["alice", "bob"] {
-        lan.add_user(u);
-        let dl = lan.home().join(format!("dl-{u}"));
-        lan.set_key(
-            u,
-            "downloadpath",
-            &format!("{:?}", dl.display().to_string()),
-        );
-        lan.start_client(u);
-    }
+    lan.start_all(&["alice", "bob"]);
     let (mut a, mut b) = lan.pair("alice", "bob");
     a.wait_who("bob", "encrypted", 10 * S);
     b.wait_who("alice", "encrypted", 10 * S);

@@ -29,20 +29,10 @@ fn sha256(p: &Path) -> Vec<u8> {
     }
 }
 
-/// A LAN whose users save files in `<home>/dl-<handle>`.
+/// A LAN whose users save files in `<home>/dl-<handle>` (the support's default).
 fn file_lan(extra: &str, users: &[&str]) -> Lan {
     let mut lan = Lan::new(extra);
-    lan.start_discovery();
-    for u in users {
-        lan.add_user(u);
-        let dl = lan.home().join(format!("dl-{u}"));
-        lan.set_key(
-            u,
-            "downloadpath",
-            &format!("{:?}", dl.display().to_string()),
-        );
-        lan.start_client(u);
-    }
+    lan.start_all(users);
     lan
 }
 
@@ -234,12 +224,6 @@ fn too_big_files_are_refused_with_the_reason_on_both_sides_and_plain_peers_get_n
     lan.start_discovery();
     for u in ["alice", "bob"] {
         lan.add_user(u);
-        let dl = lan.home().join(format!("dl-{u}"));
-        lan.set_key(
-            u,
-            "downloadpath",
-            &format!("{:?}", dl.display().to_string()),
-        );
     }
     lan.set_key("bob", "max_file_bytes", "1000");
     lan.start_client("alice");
@@ -305,11 +289,6 @@ fn a_file_larger_than_the_free_space_is_refused_before_a_byte_moves() {
     let Some(_disk) = SmallDisk::mount(&dl, 100) else {
         return;
     };
-    lan.set_key(
-        "bob",
-        "downloadpath",
-        &format!("{:?}", dl.display().to_string()),
-    );
     lan.start_client("bob");
     let mut b = lan.ipc("bob");
     let _fake = FakePeer::join("mallory", lan.user("bob").port);

@@ -111,15 +111,7 @@ fn unread_messages_are_shown_once_to_the_next_prompt() {
         b.cmd(&format!("MSG alice {t}")).unwrap();
     }
     // A message to everyone comes back as one, once bob knows alice speaks the extension.
-    let deadline = std::time::Instant::now() + 10 * S;
-    while !b
-        .cmd("WHO -v")
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.starts_with("alice ") && r.contains("slcpx:"))
-    {
-        assert!(std::time::Instant::now() < deadline, "no hello from alice");
-    }
+    b.wait_who("alice", "slcpx:", 10 * S);
     b.cmd("MSG * and to all of you").unwrap();
     let cfg = lan.user("alice").config.to_str().unwrap().to_string();
     let out = lan.run_script(&["repl", "--config", &cfg], "HISTORY\n", 10 * S);

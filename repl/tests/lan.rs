@@ -657,15 +657,7 @@ fn a_capture_on_the_lan_sees_no_plaintext_between_slcp_hosts() {
     net.start_client(2, "ben", "");
     let mut ann = net.ipc(1, "ann");
     let mut ben = net.ipc(2, "ben");
-    let deadline = Instant::now() + 10 * S;
-    while !ann
-        .cmd("WHO")
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.starts_with("ben ") && r.contains("encrypted"))
-    {
-        assert!(Instant::now() < deadline, "no session between the hosts");
-    }
+    ann.wait_who("ben", "encrypted", 10 * S);
     // Host 1's wire, as anyone on the segment could record it.
     let ns = net.hosts[0].ns.clone();
     let cap = in_ns(&ns, || {

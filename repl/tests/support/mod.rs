@@ -203,9 +203,18 @@ impl Lan {
         std::fs::write(
             &config,
             format!(
-                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}{}{}\n",
+                "handle = \"{handle}\"\nwhoisport = {}\nport = {port}\ninterfaces = false\nbroadcast = [\"127.255.255.255\"]\nimagepath = \"{}\"\n{}{}{}{}\n",
                 self.whoisport,
                 self.home().join(format!("img-{handle}")).display(),
+                // Files go to `<home>/dl-<handle>` (a key the binary before FILE did not know).
+                if self.legacy {
+                    String::new()
+                } else {
+                    format!(
+                        "downloadpath = \"{}\"\n",
+                        self.home().join(format!("dl-{handle}")).display()
+                    )
+                },
                 // The tests load real plugin files; the built-in ones have a test of their own.
                 if self.legacy { "" } else { "bundled = []\n" },
                 // Encryption is the e2e tests' subject; elsewhere messages stay plain events.
