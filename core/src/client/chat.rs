@@ -129,9 +129,18 @@ enum State {
 
 #[derive(Debug)]
 enum Pending {
-    Who { heard_at_start: u64, verbose: bool },
-    Msg { to: Handle, text: String },
-    Rename { new: Handle },
+    Who {
+        heard_at_start: u64,
+        verbose: bool,
+        json: bool,
+    },
+    Msg {
+        to: Handle,
+        text: String,
+    },
+    Rename {
+        new: Handle,
+    },
 }
 
 #[derive(Debug)]
@@ -653,7 +662,7 @@ mod prompts;
 mod secure_tests;
 pub use commands::builtin_commands;
 use commands::minutes;
-pub use history_ops::{HistoryOp, HistoryQuery};
+pub use history_ops::{HistoryAsk, HistoryOp, HistoryQuery};
 #[cfg(test)]
 mod identity_tests;
 mod receive;

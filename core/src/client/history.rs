@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::warn;
 
-use super::chat::{Chat, ConnId, HistoryOp, HistoryQuery};
+use super::chat::{Chat, ConnId, HistoryAsk, HistoryOp, HistoryQuery};
 use crate::history::{Dir, Record, Row, Store};
 use crate::ipc::{Event, Privacy};
 
@@ -248,9 +248,20 @@ fn run(s: &mut Store, batch: Vec<HistoryOp>) -> Vec<Done> {
 }
 
 fn query(s: &Store, q: &HistoryQuery) -> Result<Vec<String>, crate::history::HistoryError> {
-    Ok(match q {
-        HistoryQuery::Conversations => {
+    Ok(match &q.ask {
+        HistoryAsk::Conversations => {
             let c = s.conversations()?;
+            if q.json {
+                return Ok(c
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "peer": c.peer, "total": c.total, "unread": c.unread, "last": c.last,
+                        })
+                        .to_string()
+                    })
+                    .collect());
+            }
             if c.is_empty() {
                 return Ok(vec!["no messages yet".into()]);
             }
@@ -266,8 +277,11 @@ fn query(s: &Store, q: &HistoryQuery) -> Result<Vec<String>, crate::history::His
                 })
                 .collect()
         }
-        HistoryQuery::Last { peer, n } => {
-            let rows = s.conversation(peer.as_deref(), *n)?;
+        HistoryAsk::Last { peer, n, before } => {
+            let rows = s.page(peer.as_deref(), *before, *n)?;
+            if q.json {
+                return Ok(rows.iter().map(json_row).collect());
+            }
             if rows.is_empty() {
                 return Ok(vec![match peer {
                     Some(p) => format!("no messages with {p}"),
@@ -276,14 +290,31 @@ fn query(s: &Store, q: &HistoryQuery) -> Result<Vec<String>, crate::history::His
             }
             rows.iter().map(line).collect()
         }
-        HistoryQuery::Search { words } => {
+        HistoryAsk::Search { words } => {
             let rows = s.search(words, SEARCH_HITS)?;
+            if q.json {
+                return Ok(rows.iter().map(json_row).collect());
+            }
             if rows.is_empty() {
                 return Ok(vec![format!("no message holds all of: {words}")]);
             }
             rows.iter().map(line).collect()
         }
     })
+}
+
+/// One stored message as a JSON object (HISTORY --json, SEARCH --json).
+fn json_row(r: &Row) -> String {
+    serde_json::json!({
+        "id": r.id,
+        "at": r.at,
+        "peer": r.peer,
+        "dir": match r.dir { Dir::In => "in", Dir::Out => "out" },
+        "kind": r.kind,
+        "body": r.body,
+        "outcome": r.outcome,
+    })
+    .to_string()
 }
 
 /// A prompt attached: for a person, the last lines of each recent conversation and how many came

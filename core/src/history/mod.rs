@@ -330,14 +330,26 @@ impl Store {
 
     /// The last `n` messages with `peer` (with everyone when `None`), oldest first.
     pub fn conversation(&self, peer: Option<&str>, n: usize) -> Result<Vec<Row>, HistoryError> {
+        self.page(peer, None, n)
+    }
+
+    /// The last `n` messages with `peer` stored before message `before` (all when `None`),
+    /// oldest first: a front end scrolling back through a long conversation asks page by page.
+    pub fn page(
+        &self,
+        peer: Option<&str>,
+        before: Option<i64>,
+        n: usize,
+    ) -> Result<Vec<Row>, HistoryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM messages
-             WHERE (?1 IS NULL OR peer = ?1) ORDER BY at DESC, id DESC LIMIT ?2)
+             WHERE (?1 IS NULL OR peer = ?1) AND (?3 IS NULL OR id < ?3)
+             ORDER BY at DESC, id DESC LIMIT ?2)
              ORDER BY at, id"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![peer, n as i64], row)
+            .query_map(params![peer, n as i64, before], row)
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)

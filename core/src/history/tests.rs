@@ -99,3 +99,26 @@ fn a_newer_schema_is_refused_with_a_clear_line() {
         .unwrap();
     assert!(e.to_string().contains("written by a newer slcp"), "{e}");
 }
+
+#[test]
+fn a_long_conversation_is_read_back_page_by_page() {
+    let (_d, mut s) = store();
+    let texts: Vec<String> = (0..25).map(|i| format!("m{i:02}")).collect();
+    s.add_many(texts.iter().enumerate().map(|(i, t)| {
+        (
+            i as i64,
+            if i % 2 == 0 { "bob" } else { "carol" },
+            Dir::In,
+            t.as_str(),
+        )
+    }))
+    .unwrap();
+    let bodies = |r: Vec<Row>| r.into_iter().map(|r| r.body).collect::<Vec<_>>();
+    let last = s.page(Some("bob"), None, 3).unwrap();
+    assert_eq!(bodies(last.clone()), ["m20", "m22", "m24"]);
+    let before = s.page(Some("bob"), Some(last[0].id), 3).unwrap();
+    assert_eq!(bodies(before.clone()), ["m14", "m16", "m18"]);
+    // Ids count from 1: m00 is 1, m02 is 3.
+    let first = s.page(Some("bob"), Some(3), 10).unwrap();
+    assert_eq!(bodies(first), ["m00"]);
+}

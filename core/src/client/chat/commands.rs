@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use super::secure::Route;
-use super::{Chat, ConnId, HistoryOp, HistoryQuery, Pending, PendingCmd, State, To};
+use super::{Chat, ConnId, HistoryAsk, HistoryOp, HistoryQuery, Pending, PendingCmd, State, To};
 use crate::codec::{self, Handle, Message};
 use crate::ipc::ServerMsg;
 use crate::ipc::{ArgKind, CommandInfo, Event};
@@ -69,7 +69,12 @@ pub fn builtin_commands() -> Vec<CommandInfo> {
             "mark someone's key as compared in person",
             &[ArgKind::Handle],
         ),
-        c("WHO", "WHO", "ask who is here and list them", &[]),
+        c(
+            "WHO",
+            "WHO [-v] [--json]",
+            "ask who is here and list them",
+            &[],
+        ),
         c("AWAY", "AWAY", "tell everyone you are away", &[]),
         c("BACK", "BACK", "tell everyone you are back", &[]),
         c(
@@ -176,9 +181,10 @@ impl Chat {
                 Ok(Vec::new())
             }
             "WHO" => {
-                let verbose = matches!(rest, "-v" | "--verbose");
-                if !verbose && !rest.is_empty() {
-                    let e = format!("WHO takes no arguments but -v (got {rest:?})");
+                let (json, r) = json_flag(rest);
+                let verbose = matches!(r, "-v" | "--verbose");
+                if !verbose && !r.is_empty() {
+                    let e = format!("WHO takes no arguments but -v and --json (got {rest:?})");
                     return self.reply(conn, id, Err(e));
                 }
                 self.ask_who(now);
@@ -190,6 +196,7 @@ impl Chat {
                     Pending::Who {
                         heard_at_start,
                         verbose,
+                        json,
                     },
                 );
             }
@@ -218,7 +225,10 @@ impl Chat {
                 }
                 _ => Err("you are not in the chat; JOIN to come back".to_string()),
             }),
-            "STATUS" => self.no_args("STATUS", rest).map(|_| self.status()),
+            "STATUS" => match json_flag(rest) {
+                (true, "") => Ok(self.status_json()),
+                (_, r) => self.no_args("STATUS", r).map(|_| self.status()),
+            },
             "HISTORY" | "SEARCH" => return self.cmd_history(conn, id, &word, rest),
             "PLUGINS" => self
                 .no_args("PLUGINS", rest)
@@ -241,44 +251,66 @@ impl Chat {
         self.reply(conn, id, r);
     }
 
-    /// HISTORY [handle] [n] and SEARCH <words>: asked of the database by the shell.
+    /// HISTORY [--json] [--before ID] [handle] [n] and SEARCH [--json] <words>: asked of the
+    /// database by the shell.
     pub(super) fn cmd_history(&mut self, conn: ConnId, id: u64, word: &str, rest: &str) {
         if !self.s.history {
             let e = "the history is off (history = false); set history = true to keep and search messages";
             return self.reply(conn, id, Err(e.into()));
         }
-        let q = if word == "SEARCH" {
+        let (json, rest) = json_flag(rest);
+        let ask = if word == "SEARCH" {
             if rest.trim().is_empty() {
-                return self.reply(conn, id, Err("usage: SEARCH <words...>".into()));
+                return self.reply(conn, id, Err("usage: SEARCH [--json] <words...>".into()));
             }
-            HistoryQuery::Search {
+            HistoryAsk::Search {
                 words: rest.to_owned(),
             }
         } else {
-            let mut w = rest.split_whitespace();
-            match (w.next(), w.next(), w.next()) {
-                (None, _, _) => HistoryQuery::Conversations,
-                (Some(a), None, _) if a.parse::<usize>().is_ok() => HistoryQuery::Last {
-                    peer: None,
-                    n: a.parse().unwrap_or(20),
-                },
-                (Some(p), n, None) => {
-                    let n = match n.map(str::parse::<usize>) {
-                        None => 20,
-                        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
-                        Some(_) => {
-                            let e = "usage: HISTORY [handle] [n] (n from 1 to 10000)";
-                            return self.reply(conn, id, Err(e.into()));
-                        }
-                    };
-                    HistoryQuery::Last {
-                        peer: (p != "*").then(|| p.to_owned()),
-                        n,
-                    }
+            const USAGE: &str =
+                "usage: HISTORY [--json] [--before ID] [handle] [n] (n from 1 to 10000)";
+            let mut w = rest.split_whitespace().peekable();
+            let mut before = None;
+            if w.peek() == Some(&"--before") {
+                w.next();
+                match w.next().map(str::parse::<i64>) {
+                    Some(Ok(b)) => before = Some(b),
+                    _ => return self.reply(conn, id, Err(USAGE.into())),
                 }
-                _ => return self.reply(conn, id, Err("usage: HISTORY [handle] [n]".into())),
+            }
+            let count = |n: Option<&str>| match n.map(str::parse::<usize>) {
+                None => Some(20),
+                Some(Ok(n)) if (1..=10_000).contains(&n) => Some(n),
+                Some(_) => None,
+            };
+            match (w.next(), w.next(), w.next()) {
+                (None, _, _) if before.is_none() => HistoryAsk::Conversations,
+                (None, _, _) => HistoryAsk::Last {
+                    peer: None,
+                    n: 20,
+                    before,
+                },
+                (Some(a), None, _) if a.parse::<usize>().is_ok() => match count(Some(a)) {
+                    Some(n) => HistoryAsk::Last {
+                        peer: None,
+                        n,
+                        before,
+                    },
+                    None => return self.reply(conn, id, Err(USAGE.into())),
+                },
+                (Some(p), n, None) => match count(n) {
+                    // `*` is the conversation with everyone (MSG *), like any other.
+                    Some(n) => HistoryAsk::Last {
+                        peer: Some(p.to_owned()),
+                        n,
+                        before,
+                    },
+                    None => return self.reply(conn, id, Err(USAGE.into())),
+                },
+                _ => return self.reply(conn, id, Err(USAGE.into())),
             }
         };
+        let q = HistoryQuery { ask, json };
         self.out.history.push(HistoryOp::Query { conn, id, q });
     }
 
@@ -302,6 +334,7 @@ impl Chat {
             Pending::Who {
                 heard_at_start,
                 verbose,
+                json,
             } => {
                 if self.knowusers_heard == heard_at_start {
                     Err(format!(
@@ -309,7 +342,11 @@ impl Chat {
                         self.s.whoisport, self.s.who_wait
                     ))
                 } else {
-                    Ok(self.who_table(verbose))
+                    Ok(if json {
+                        self.who_json()
+                    } else {
+                        self.who_table(verbose)
+                    })
                 }
             }
             Pending::Msg { to, text } => match self.peers.get(&to) {
@@ -580,4 +617,17 @@ fn toml_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `--json` (or `-j`) at the front of a command's arguments: answer one JSON object per line, for
+/// scripts and the web UI. Returns the flag and the rest.
+pub(super) fn json_flag(rest: &str) -> (bool, &str) {
+    for flag in ["--json", "-j"] {
+        if let Some(r) = rest.strip_prefix(flag)
+            && (r.is_empty() || r.starts_with(char::is_whitespace))
+        {
+            return (true, r.trim_start());
+        }
+    }
+    (false, rest)
 }

@@ -47,9 +47,18 @@ pub enum HistoryOp {
     },
 }
 
-/// What HISTORY and SEARCH ask.
+/// What HISTORY and SEARCH ask, and in which form the answer goes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryQuery {
+pub struct HistoryQuery {
+    /// What is asked.
+    pub ask: HistoryAsk,
+    /// One JSON object per line (`--json`, for scripts and the web UI) instead of text.
+    pub json: bool,
+}
+
+/// The question of a [`HistoryQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryAsk {
     /// The conversations with their unread counts.
     Conversations,
     /// The last `n` messages with `peer` (everyone when `None`).
@@ -58,6 +67,8 @@ pub enum HistoryQuery {
         peer: Option<String>,
         /// How many.
         n: usize,
+        /// Only those stored before this message id (`--before ID`: the next page back).
+        before: Option<i64>,
     },
     /// The best matches of `words`.
     Search {

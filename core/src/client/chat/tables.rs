@@ -52,6 +52,49 @@ impl Chat {
             .collect()
     }
 
+    /// WHO --json: one object per peer (for scripts and the web UI).
+    pub(super) fn who_json(&self) -> Vec<String> {
+        self.peers
+            .map()
+            .iter()
+            .map(|(h, p)| {
+                serde_json::json!({
+                    "handle": h.as_str(),
+                    "addr": p.addr.to_string(),
+                    "status": if p.away { "away" } else { "here" },
+                    "privacy": self.privacy_of(h).to_string(),
+                    "forms": p.forms.to_string(),
+                    "slcpx": p.exts.map(|e| e.list()),
+                })
+                .to_string()
+            })
+            .collect()
+    }
+
+    /// STATUS --json: one object.
+    pub(super) fn status_json(&self) -> Vec<String> {
+        let state = match &self.state {
+            State::Joined => "joined",
+            State::Left => "left",
+            State::Clashed(_) => "clashed",
+        };
+        vec![
+            serde_json::json!({
+                "handle": self.me.as_str(),
+                "port": self.s.port,
+                "state": state,
+                "away": self.away,
+                "peers": self.peers.len(),
+                "datagrams": self.stats.datagrams,
+                "malformed": self.stats.malformed,
+                "refused": self.stats.refused,
+                "messages_in": self.stats.messages_in,
+                "messages_out": self.stats.messages_out,
+            })
+            .to_string(),
+        ]
+    }
+
     pub(super) fn status(&self) -> Vec<String> {
         let state = match &self.state {
             State::Joined => "joined".to_string(),

@@ -550,3 +550,68 @@ fn handles_that_read_as_targets_are_refused() {
         assert!(e.contains("would read as a group"), "{e}");
     }
 }
+
+#[test]
+fn json_forms_for_scripts_and_the_web_ui() {
+    let (mut c, t0) = started("alice");
+    c.s.history = true;
+    let asked = |c: &mut Chat, line: &str| {
+        c.request(t0, 1, 9, line);
+        let ops: Vec<_> = c.out.history.drain(..).collect();
+        match ops.as_slice() {
+            [HistoryOp::Query { q, .. }] => Ok(q.clone()),
+            _ => reply(c).map(|_| panic!("{line}: no query")),
+        }
+    };
+    assert_eq!(
+        asked(&mut c, "HISTORY --json --before 77 bob 30"),
+        Ok(HistoryQuery {
+            ask: HistoryAsk::Last {
+                peer: Some("bob".into()),
+                n: 30,
+                before: Some(77)
+            },
+            json: true
+        })
+    );
+    assert_eq!(
+        asked(&mut c, "HISTORY -j").map(|q| q.ask),
+        Ok(HistoryAsk::Conversations)
+    );
+    // `*` is the conversation with everyone, no longer every conversation.
+    assert_eq!(
+        asked(&mut c, "HISTORY * 5").map(|q| q.ask),
+        Ok(HistoryAsk::Last {
+            peer: Some("*".into()),
+            n: 5,
+            before: None
+        })
+    );
+    assert!(
+        asked(&mut c, "HISTORY --before x bob")
+            .unwrap_err()
+            .contains("--before ID")
+    );
+    assert!(
+        asked(&mut c, "HISTORY --jsonx").is_ok(),
+        "a handle, not the flag"
+    );
+    c.request(t0, 1, 10, "STATUS --json");
+    let s: serde_json::Value = serde_json::from_str(&reply(&mut c).unwrap()[0]).unwrap();
+    assert_eq!(
+        (s["handle"].as_str(), s["away"].as_bool()),
+        (Some("alice"), Some(false))
+    );
+    let ku = b"KNOWUSERS bob 127.0.0.1 5001\n";
+    c.datagram(t0, from_disc(), ku);
+    c.request(t0, 1, 11, "WHO --json");
+    let later = t0 + Duration::from_millis(400);
+    c.datagram(later, from_disc(), ku);
+    c.tick(later);
+    let lines = reply(&mut c).unwrap();
+    let w: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (w["handle"].as_str(), w["status"].as_str()),
+        (Some("bob"), Some("here"))
+    );
+}
