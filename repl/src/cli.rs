@@ -62,6 +62,13 @@ pub enum Command {
     Client,
     /// Open the prompt on the client that runs for your handle
     Repl,
+    /// Open the chat in your web browser (a page served on 127.0.0.1 to you alone); starts
+    /// discovery and your client when they are not running
+    Web {
+        /// Print the page's address instead of opening a browser
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Check the network: interfaces, broadcast addresses, discoveries that answer, what is blocked
     Doctor,
     /// List the plugins found (name, version, file, commands) and the files that failed to load

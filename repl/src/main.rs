@@ -5,6 +5,7 @@ mod cli;
 mod doctor;
 mod launcher;
 mod repl;
+mod web;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -179,6 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             })?;
             repl::run(client, hello, &c, &cli.again(""))
+        }
+        Some(Command::Web { no_open }) => {
+            let Loaded { config: c, .. } = cli.load_config()?;
+            web::run(&cli, &c, !*no_open)
         }
         None => {
             let Loaded { config: c, .. } = cli.load_config()?;

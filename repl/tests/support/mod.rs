@@ -5,6 +5,7 @@
 
 pub mod attack;
 pub mod bench;
+pub mod browser;
 pub mod capture;
 pub mod fake;
 pub mod tmux;
