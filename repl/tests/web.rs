@@ -190,9 +190,32 @@ async fn a_browser_user_and_a_prompt_user_chat() {
         "bob is not listed"
     );
 
-    // A hostile message is shown as its characters.
+    // Every control has a name a screen reader reads, and can be reached with Tab.
+    let unnamed = js(
+        &c,
+        "return [...document.querySelectorAll('button, input, a[href], [tabindex]')]
+           .filter(e => !e.closest('[hidden]') && e.type !== 'file')
+           .filter(e => !((e.getAttribute('aria-label') || '').trim()
+             || [...(e.labels || [])].some(l => l.textContent.trim())
+             || (e.textContent || '').trim() || e.title || e.placeholder))
+           .map(e => e.outerHTML)",
+    )
+    .await;
+    assert_eq!(unnamed, serde_json::json!([]), "controls without a name");
+    assert_eq!(
+        js(&c, "return [...document.querySelectorAll('button, input')].filter(e => e.tabIndex < 0 && e.type !== 'file').length").await,
+        0
+    );
+
+    // A hostile message, from bob's prompt (a piped `slcp`), is shown as its characters.
     let evil = "<img src=x onerror=alert(1)> hi";
-    bob.cmd(&format!("MSG alice {evil}")).unwrap();
+    let bob_cfg = lan.user("bob").config.clone();
+    let out = lan.run_script(
+        &["--config", bob_cfg.to_str().unwrap()],
+        &format!("MSG alice {evil}\n"),
+        10 * S,
+    );
+    assert!(out.status.success(), "{out:?}");
     assert!(
         until(
             &c,

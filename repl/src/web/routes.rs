@@ -147,8 +147,7 @@ async fn send(State(app): State<Arc<App>>, Query(q): Query<SendTo>, body: Body) 
 /// The name an upload is kept (and sent) under: its last path part, made safe the way a
 /// received file's name is.
 fn upload_name(name: &str) -> String {
-    let n = slcp_core::ext::names::sanitize(name);
-    if n.is_empty() { "upload".into() } else { n }
+    slcp_core::ext::names::sanitize(name)
 }
 
 async fn spool(dir: &Path, path: &Path, body: Body, max: u64) -> Result<(), String> {
@@ -305,7 +304,8 @@ mod tests {
     #[test]
     fn upload_names_keep_only_a_safe_last_part() {
         assert_eq!(upload_name("../../etc/passwd"), "passwd");
-        assert_eq!(upload_name(""), "upload");
+        assert_eq!(upload_name(""), "file");
+        assert_eq!(upload_name("a\u{202e}gpj.exe"), "agpj.exe");
         assert_eq!(percent("a b\"é.txt"), "a%20b%22%C3%A9.txt");
     }
 }

@@ -287,13 +287,13 @@ function live() {
     let v;
     try { v = JSON.parse(m.data); } catch { return; }
     if (v.type === 'event') onEvent(v.event, v.at);
-    else if (v.type === 'lagged') refresh();
+    else if (v.type === 'lagged') reload();
     else if (v.type === 'closed') { $('link').textContent = 'the client stopped'; ws.close(); }
   };
   ws.onclose = () => {
     if ($('link').textContent === 'the client stopped') return;
     $('link').textContent = 'reconnecting…';
-    setTimeout(() => { live(); refresh(); }, 2000);
+    setTimeout(() => { live(); reload(); }, 2000);
   };
 }
 
@@ -369,6 +369,13 @@ async function refresh() {
   if (l) $('reply-text').value = l.slice(11);
   drawConvs();
   drawPeople();
+}
+
+// Events were missed (a slow tab, a lost connection): the database has them all.
+async function reload() {
+  S.logs.clear();
+  await refresh();
+  await open(S.conv);
 }
 
 function theme(dark) {
