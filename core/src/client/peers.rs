@@ -190,6 +190,11 @@ impl Peers {
 
     /// A held handle a human could take `h` for, if any.
     pub fn look_alike(&self, h: &Handle) -> Option<&Handle> {
+        // A held handle has no look-alike held (insertion refuses them): each KNOWUSERS
+        // repeats the known peers, and their skeletons (UTS 39) are costly to compute again.
+        if self.map.contains_key(h) {
+            return None;
+        }
         self.skeletons.get(&h.skeleton()).filter(|o| *o != h)
     }
 

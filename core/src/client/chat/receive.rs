@@ -401,7 +401,9 @@ impl Chat {
 
     /// Takes in a claim that `handle` is at `addr`; true when `handle` is (still) a peer there.
     fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> bool {
-        if handle.confusable_with(&self.me) {
+        // A peer already held passed this test when it came (and HANDLE refuses a new handle
+        // that looks like a peer's): skeletons are costly, and every KNOWUSERS repeats them all.
+        if self.peers.get(handle).is_none() && handle.confusable_with(&self.me) {
             self.stats.refused += 1;
             info!(
                 "{} at {addr} refused: it looks like our handle",
