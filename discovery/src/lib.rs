@@ -18,6 +18,7 @@ use signal_hook_mio::v1_0::Signals;
 use slcp_core::codec::Forms;
 use slcp_core::net;
 
+pub mod sim;
 mod table;
 pub use table::{Entry, MAX_ENTRIES, MAX_PER_SOURCE, Stats, Table, WHO_PER_SEC};
 

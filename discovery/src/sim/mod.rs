@@ -1,0 +1,532 @@
+//! A deterministic LAN simulator: H hosts, each with its discovery [`Table`] and M clients
+//! (`slcp_core`'s `Chat`, unchanged), on one simulated broadcast segment with latency, jitter,
+//! loss and crashes, in virtual time from a seed. It runs the real state machines — they are
+//! pure, so a thousand of them fit in one process — and counts every datagram.
+//!
+//! Addresses: host `h` is `10.x.y.z` (h + 1 spread over the last three octets), the broadcast
+//! address is 10.255.255.255, discovery listens on [`WHOISPORT`], the clients of a host on
+//! 5000, 5001, ... A host that is down receives nothing and sends no ICMP (a machine switched
+//! off or unplugged, the slow case for detection).
+
+mod metrics;
+mod scenario;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use slcp_core::client::chat::{Chat, Encryption, NotifyMode, Settings};
+use slcp_core::codec::{Forms, Handle};
+
+use crate::table::Table;
+pub use metrics::Metrics;
+pub use scenario::{Figures, figures};
+
+/// The discovery port in the simulation.
+pub const WHOISPORT: u16 = 4000;
+/// The first client port of each host.
+pub const FIRST_PORT: u16 = 5000;
+const BROADCAST: Ipv4Addr = Ipv4Addr::new(10, 255, 255, 255);
+
+/// What the simulated LAN and its clients are like.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Hosts.
+    pub hosts: usize,
+    /// Clients per host.
+    pub users_per_host: usize,
+    /// Seed of every random choice (start times, jitter, loss).
+    pub seed: u64,
+    /// One-way delay of every delivery.
+    pub latency: Duration,
+    /// Added to the latency, uniformly from zero to this.
+    pub jitter: Duration,
+    /// Probability that one delivery (one receiver of one datagram) is lost.
+    pub loss: f64,
+    /// The clients' `heartbeat`.
+    pub heartbeat: Duration,
+    /// The clients' and discoveries' `expiry`.
+    pub expiry: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            hosts: 10,
+            users_per_host: 1,
+            seed: 1,
+            latency: Duration::from_micros(150),
+            jitter: Duration::from_micros(100),
+            loss: 0.0,
+            heartbeat: Duration::from_secs(10),
+            expiry: Duration::from_secs(35),
+        }
+    }
+}
+
+/// SplitMix64: a tiny generator whose stream depends on the seed alone (not on a crate's
+/// version), so a seed names one run forever.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.bits() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [0, d].
+    pub fn upto(&mut self, d: Duration) -> Duration {
+        d.mul_f64(self.unit())
+    }
+}
+
+/// Which state machine: a host's discovery, or one of its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Disc(usize),
+    Client(usize, usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// A datagram reaches `host` on `port`.
+    Deliver {
+        host: usize,
+        port: u16,
+        src: SocketAddr,
+        bytes: Vec<u8>,
+        /// From a node of the same host (loopback, or its own broadcast): not on the wire.
+        local: bool,
+    },
+    /// A node's timer (ignored when the node re-armed it meanwhile).
+    Timer(Node),
+    /// A client starts (JOIN and WHO).
+    Start(usize, usize),
+}
+
+struct Client {
+    chat: Chat,
+    up: bool,
+    armed: Option<Duration>,
+}
+
+struct Host {
+    ip: Ipv4Addr,
+    up: bool,
+    disc: Table,
+    disc_armed: Option<Duration>,
+    next_sweep: Duration,
+    clients: Vec<Client>,
+}
+
+/// The simulated LAN.
+pub struct Sim {
+    cfg: Config,
+    base: Instant,
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Duration, u64, Ev)>>,
+    hosts: Vec<Host>,
+    by_ip: HashMap<Ipv4Addr, usize>,
+    rng: Rng,
+    /// Everything counted so far.
+    pub metrics: Metrics,
+    /// A hash of every delivery in order (time, host, port, source, bytes): two runs with the
+    /// same trace did the same thing.
+    pub trace: u64,
+}
+
+/// The address of host `h`.
+pub fn host_ip(h: usize) -> Ipv4Addr {
+    let n = h as u32 + 1;
+    Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)
+}
+
+/// The handle of client `m` of host `h`.
+pub fn handle(h: usize, m: usize) -> String {
+    format!("u{h}x{m}")
+}
+
+impl Sim {
+    /// The LAN of `cfg` with every discovery running and no client started yet.
+    pub fn new(cfg: Config) -> Sim {
+        let base = Instant::now();
+        let mut s = Sim {
+            base,
+            now: Duration::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            hosts: Vec::new(),
+            by_ip: HashMap::new(),
+            rng: Rng::new(cfg.seed),
+            metrics: Metrics::default(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            cfg,
+        };
+        for _ in 0..s.cfg.hosts {
+            s.add_host();
+        }
+        s
+    }
+
+    /// Adds a host (its discovery runs, its clients are not started); returns its index.
+    pub fn add_host(&mut self) -> usize {
+        let h = self.hosts.len();
+        let ip = host_ip(h);
+        let clients = (0..self.cfg.users_per_host)
+            .map(|m| Client {
+                chat: Chat::new(self.settings(h, m, ip), self.base),
+                up: false,
+                armed: None,
+            })
+            .collect();
+        self.hosts.push(Host {
+            ip,
+            up: true,
+            disc: Table::new(self.cfg.expiry, vec![ip]),
+            disc_armed: None,
+            next_sweep: self.now + self.sweep(),
+            clients,
+        });
+        self.by_ip.insert(ip, h);
+        self.metrics.grow(self.hosts.len());
+        self.arm(Node::Disc(h));
+        h
+    }
+
+    fn settings(&self, h: usize, m: usize, ip: Ipv4Addr) -> Settings {
+        Settings {
+            handle: Handle::new(&handle(h, m)).expect("a valid handle"),
+            port: FIRST_PORT + m as u16,
+            whoisport: WHOISPORT,
+            broadcast: vec![IpAddr::V4(BROADCAST)],
+            local_ips: vec![ip],
+            heartbeat: self.cfg.heartbeat,
+            expiry: self.cfg.expiry,
+            who_wait: Duration::from_millis(300),
+            backlog: 0,
+            auto_away: None,
+            forms: Forms::default(),
+            peer_forms: BTreeMap::new(),
+            image_ports: BTreeMap::new(),
+            history: false,
+            notify: NotifyMode::Off,
+            // Sessions are per pair and not discovery's cost; they stay out of its figures.
+            encryption: Encryption::Off,
+        }
+    }
+
+    fn sweep(&self) -> Duration {
+        (self.cfg.expiry / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
+    }
+
+    /// Virtual time since the start.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The hosts, up or down.
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The seeded generator, for scenarios that draw their own times.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    fn push(&mut self, at: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, ev)));
+    }
+
+    /// Starts client `m` of host `h` at `at` (JOIN and WHO then).
+    pub fn start_client(&mut self, h: usize, m: usize, at: Duration) {
+        self.push(at.max(self.now), Ev::Start(h, m));
+    }
+
+    /// Client `m` of host `h` leaves cleanly now (LEAVE, then its host goes down).
+    pub fn leave(&mut self, h: usize, m: usize) {
+        let c = &mut self.hosts[h].clients[m];
+        c.chat.shutdown();
+        self.flush(Node::Client(h, m));
+        self.hosts[h].clients[m].up = false;
+        self.hosts[h].up = false;
+    }
+
+    /// Host `h` goes down without a word (power off).
+    pub fn crash(&mut self, h: usize) {
+        self.hosts[h].up = false;
+        for c in &mut self.hosts[h].clients {
+            c.up = false;
+        }
+    }
+
+    /// Whether client `m` of host `h` runs.
+    pub fn is_up(&self, h: usize, m: usize) -> bool {
+        self.hosts[h].up && self.hosts[h].clients[m].up
+    }
+
+    /// The clients that run, as (host, index).
+    pub fn running(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.hosts.iter().enumerate().flat_map(|(h, host)| {
+            host.clients
+                .iter()
+                .enumerate()
+                .filter(move |(_, c)| host.up && c.up)
+                .map(move |(m, _)| (h, m))
+        })
+    }
+
+    /// How many peers client (h, m) knows.
+    pub fn known(&self, h: usize, m: usize) -> usize {
+        self.hosts[h].clients[m].chat.peers().len()
+    }
+
+    /// Whether client (h, m) knows the handle `who`.
+    pub fn knows(&self, h: usize, m: usize, who: &str) -> bool {
+        Handle::new(who).is_ok_and(|w| self.hosts[h].clients[m].chat.peers().contains_key(&w))
+    }
+
+    /// Every running client knows every other running client.
+    pub fn converged(&self) -> bool {
+        let n = self.running().count();
+        n > 0 && self.running().all(|(h, m)| self.known(h, m) + 1 == n)
+    }
+
+    fn hash(&mut self, b: &[u8]) {
+        // FNV-1a: enough to tell two traces apart.
+        for x in b {
+            self.trace = (self.trace ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// Deliveries on their way (sent, not yet arrived).
+    pub fn in_flight(&self) -> u64 {
+        self.queue
+            .iter()
+            .filter(|Reverse((_, _, e))| matches!(e, Ev::Deliver { .. }))
+            .count() as u64
+    }
+
+    /// Runs until `until` (virtual time since the start).
+    pub fn run_to(&mut self, until: Duration) {
+        if until < self.now {
+            return;
+        }
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            let Some(Reverse((at, _, ev))) = self.queue.pop() else {
+                break;
+            };
+            self.now = at;
+            self.handle(ev);
+        }
+        self.now = until;
+    }
+
+    /// Runs, checking `done` every `step`, for `limit` at most; returns when it first held
+    /// (time since the call), or `None`.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        step: Duration,
+        done: impl Fn(&Sim) -> bool,
+    ) -> Option<Duration> {
+        let from = self.now;
+        while self.now < from + limit {
+            if done(self) {
+                return Some(self.now - from);
+            }
+            let next = self.now + step;
+            self.run_to(next);
+        }
+        done(self).then(|| self.now - from)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        let now = self.base + self.now;
+        match ev {
+            Ev::Start(h, m) => {
+                if !self.hosts[h].up {
+                    return;
+                }
+                let c = &mut self.hosts[h].clients[m];
+                c.up = true;
+                c.chat.start(now);
+                self.flush(Node::Client(h, m));
+            }
+            Ev::Deliver {
+                host,
+                port,
+                src,
+                bytes,
+                local,
+            } => {
+                self.hash(&self.now.as_nanos().to_le_bytes());
+                self.hash(&(host as u64).to_le_bytes());
+                self.hash(&port.to_le_bytes());
+                self.hash(src.to_string().as_bytes());
+                self.hash(&bytes);
+                if !self.hosts[host].up {
+                    self.metrics.to_dead += 1;
+                    return;
+                }
+                self.metrics.received(self.now, host, bytes.len(), local);
+                if port == WHOISPORT {
+                    let out = self.hosts[host].disc.datagram(now, src, &bytes);
+                    self.send(host, WHOISPORT, out);
+                    self.arm(Node::Disc(host));
+                    return;
+                }
+                let m = usize::from(port - FIRST_PORT);
+                match self.hosts[host].clients.get_mut(m) {
+                    Some(c) if c.up => {
+                        c.chat.datagram(now, src, &bytes);
+                        self.flush(Node::Client(host, m));
+                    }
+                    _ => self.metrics.no_listener += 1,
+                }
+            }
+            Ev::Timer(node) => self.timer(node, now),
+        }
+    }
+
+    fn timer(&mut self, node: Node, now: Instant) {
+        match node {
+            Node::Disc(h) => {
+                let sweep = self.sweep();
+                let host = &mut self.hosts[h];
+                if !host.up || host.disc_armed != Some(self.now) {
+                    return;
+                }
+                host.disc_armed = None;
+                let due = host.next_sweep <= self.now
+                    || host.disc.next_deadline().is_some_and(|d| d <= now);
+                if due {
+                    let out = host.disc.tick(now);
+                    host.next_sweep = self.now + sweep;
+                    self.send(h, WHOISPORT, out);
+                }
+                self.arm(node);
+            }
+            Node::Client(h, m) => {
+                let host_up = self.hosts[h].up;
+                let c = &mut self.hosts[h].clients[m];
+                if !host_up || !c.up || c.armed != Some(self.now) {
+                    return;
+                }
+                c.armed = None;
+                c.chat.tick(now);
+                self.flush(node);
+            }
+        }
+    }
+
+    /// Sets the node's timer to its next deadline.
+    fn arm(&mut self, node: Node) {
+        let (at, slot) = match node {
+            Node::Disc(h) => {
+                let host = &self.hosts[h];
+                let d = host.disc.next_deadline().map_or(host.next_sweep, |d| {
+                    d.duration_since(self.base).min(host.next_sweep)
+                });
+                (d, host.disc_armed)
+            }
+            Node::Client(h, m) => {
+                let c = &self.hosts[h].clients[m];
+                (c.chat.next_deadline().duration_since(self.base), c.armed)
+            }
+        };
+        let at = at.max(self.now);
+        if slot == Some(at) {
+            return;
+        }
+        match node {
+            Node::Disc(h) => self.hosts[h].disc_armed = Some(at),
+            Node::Client(h, m) => self.hosts[h].clients[m].armed = Some(at),
+        }
+        self.push(at, Ev::Timer(node));
+    }
+
+    /// Sends what a client queued and drops the rest of its outbox (prompts, history, plugins
+    /// are not simulated); re-arms its timer.
+    fn flush(&mut self, node: Node) {
+        let Node::Client(h, m) = node else { return };
+        let c = &mut self.hosts[h].clients[m];
+        let out = std::mem::take(&mut c.chat.out);
+        self.metrics.tcp_lines += out.tcp.len() as u64;
+        let port = FIRST_PORT + m as u16;
+        self.send(h, port, out.udp);
+        self.arm(node);
+    }
+
+    /// Puts datagrams from `host`:`port` on the wire.
+    fn send(&mut self, host: usize, port: u16, out: Vec<(SocketAddr, Vec<u8>)>) {
+        let me = self.hosts[host].ip;
+        for (to, bytes) in out {
+            let on_wire = !matches!(to.ip(), IpAddr::V4(ip) if ip.is_loopback() || ip == me);
+            self.metrics.sent(self.now, host, bytes.len(), on_wire);
+            let IpAddr::V4(ip) = to.ip() else {
+                self.metrics.no_listener += 1;
+                continue;
+            };
+            if ip == BROADCAST || ip == Ipv4Addr::BROADCAST {
+                // Every host hears a broadcast, the sender's own host too.
+                for h in 0..self.hosts.len() {
+                    let src = SocketAddr::new(IpAddr::V4(me), port);
+                    self.deliver(h, to.port(), src, bytes.clone(), h == host);
+                }
+            } else if ip.is_loopback() || ip == me {
+                let src_ip = if ip.is_loopback() { ip } else { me };
+                let src = SocketAddr::new(IpAddr::V4(src_ip), port);
+                self.deliver(host, to.port(), src, bytes, true);
+            } else if let Some(&h) = self.by_ip.get(&ip) {
+                let src = SocketAddr::new(IpAddr::V4(me), port);
+                self.deliver(h, to.port(), src, bytes, h == host);
+            } else {
+                self.metrics.no_listener += 1;
+            }
+        }
+    }
+
+    /// One receiver of one datagram; `local` ones (within a host) are never lost.
+    fn deliver(&mut self, host: usize, port: u16, src: SocketAddr, bytes: Vec<u8>, local: bool) {
+        self.metrics.deliveries += 1;
+        if !local && self.cfg.loss > 0.0 && self.rng.unit() < self.cfg.loss {
+            self.metrics.lost += 1;
+            return;
+        }
+        let at = self.now + self.cfg.latency + self.rng.upto(self.cfg.jitter);
+        self.push(
+            at,
+            Ev::Deliver {
+                host,
+                port,
+                src,
+                bytes,
+                local,
+            },
+        );
+    }
+}

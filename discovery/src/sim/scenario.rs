@@ -1,0 +1,124 @@
+//! The scenarios the figures come from: a cold start, the steady state, and one join, one leave
+//! and one crash on a converged LAN, each with the time until every client knows and the
+//! datagrams it put on the wire beyond the steady state's.
+
+use std::time::{Duration, Instant};
+
+use super::{Config, Sim, handle};
+
+/// The figures of one LAN size.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Hosts (one user each).
+    pub hosts: usize,
+    /// Loss per delivery.
+    pub loss: f64,
+    /// Cold start (all start within 1 s): until everyone knows everyone.
+    pub cold: Option<Duration>,
+    /// The most datagrams one host received in one second of the cold start's first 20 s.
+    pub cold_peak: u32,
+    /// Steady state: datagrams received per host per second (from the wire).
+    pub steady_per_host: f64,
+    /// Steady state: datagrams put on the LAN per second, all hosts.
+    pub steady_lan: f64,
+    /// One new user: until every other knows it, and the datagrams it caused.
+    pub join: (Option<Duration>, i64),
+    /// One user leaves (LEAVE): until nobody lists it, and the datagrams it caused.
+    pub leave: (Option<Duration>, i64),
+    /// One host crashes: until nobody lists it, and the datagrams it caused.
+    pub crash: (Option<Duration>, i64),
+    /// Virtual time simulated.
+    pub simulated: Duration,
+    /// Wall-clock time it took.
+    pub wall: Duration,
+}
+
+const S: Duration = Duration::from_secs(1);
+
+/// Runs every scenario on `hosts` hosts with `loss`; `steady` is how long the steady state is
+/// watched; `forget` how long a leave or crash may take to be noticed.
+pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
+    let wall = Instant::now();
+    let hosts = cfg.hosts;
+    let loss = cfg.loss;
+    let period = cfg.heartbeat;
+    let mut s = Sim::new(cfg);
+    for h in 0..hosts {
+        let at = s.rng().upto(S);
+        s.start_client(h, 0, at);
+    }
+    let cold = s.run_until(60 * S, Duration::from_millis(10), |s| {
+        s.running().count() == hosts && s.converged()
+    });
+    // Past the cold start, and far enough for a crash's window to look a few periods back.
+    let settle = 20 * S;
+    s.run_to(settle);
+    let cold_peak = s.metrics.peak_received(Duration::ZERO, 20 * S);
+    let from = s.now();
+    s.run_to(from + steady);
+    let steady_per_host = s.metrics.received_per_host(from, from + steady, hosts);
+    let steady_lan = s.metrics.sent_on_lan(from, from + steady);
+    let next_second = |s: &mut Sim| {
+        let t = Duration::from_secs(s.now().as_secs() + 1);
+        s.run_to(t);
+    };
+
+    next_second(&mut s);
+    let t0 = s.now();
+    let new = s.add_host();
+    s.start_client(new, 0, t0);
+    let who = handle(new, 0);
+    let known = s.run_until(10 * S, Duration::from_millis(1), |s| {
+        s.running()
+            .filter(|&(h, _)| h != new)
+            .all(|(h, m)| s.knows(h, m, &who))
+    });
+    let spent = s.now() - t0;
+    let join = (known, window_from(&mut s, t0, spent, period));
+
+    next_second(&mut s);
+    let t0 = s.now();
+    s.leave(new, 0);
+    let gone = s.run_until(forget, Duration::from_millis(10), |s| {
+        s.running().all(|(h, m)| !s.knows(h, m, &who))
+    });
+    let spent = s.now() - t0;
+    let leave = (gone, window_from(&mut s, t0, spent, period));
+
+    next_second(&mut s);
+    let t0 = s.now();
+    s.crash(0);
+    let dead = handle(0, 0);
+    let gone = s.run_until(forget, Duration::from_millis(100), |s| {
+        s.running().all(|(h, m)| !s.knows(h, m, &dead))
+    });
+    let spent = s.now() - t0;
+    let crash = (gone, window_from(&mut s, t0, spent, period));
+    Figures {
+        hosts,
+        loss,
+        cold,
+        cold_peak,
+        steady_per_host,
+        steady_lan,
+        join,
+        leave,
+        crash,
+        simulated: s.now(),
+        wall: wall.elapsed(),
+    }
+}
+
+/// The datagrams on the wire from `t0` for `spent` (whole seconds, at least one) beyond what
+/// the same window of the heartbeat before carried (the steady traffic repeats with the
+/// heartbeat); runs the LAN to the window's end.
+fn window_from(s: &mut Sim, t0: Duration, spent: Duration, period: Duration) -> i64 {
+    let secs = Duration::from_secs(spent.as_secs() + 1);
+    // A window longer than a period is compared with as many whole periods before it.
+    let back = period * (secs.as_secs() as u32).div_ceil(period.as_secs().max(1) as u32);
+    let end = t0 + secs;
+    if s.now() < end {
+        s.run_to(end);
+    }
+    s.metrics.sent_between(t0, end) as i64 - s.metrics.sent_between(t0 - back, end - back) as i64
+}

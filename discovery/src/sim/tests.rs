@@ -1,0 +1,71 @@
+//! The simulator's own tests: a seed names one run, every delivery is accounted for, and a
+//! small LAN converges.
+
+use super::*;
+
+fn cold(cfg: Config) -> Sim {
+    let mut s = Sim::new(cfg);
+    for h in 0..s.hosts() {
+        let at = s.rng().upto(Duration::from_secs(1));
+        s.start_client(h, 0, at);
+    }
+    s
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
+    let cfg = Config {
+        hosts: 12,
+        loss: 0.02,
+        ..Config::default()
+    };
+    let run = |seed| {
+        let mut s = cold(Config {
+            seed,
+            ..cfg.clone()
+        });
+        s.run_to(Duration::from_secs(25));
+        (s.trace, s.metrics.datagrams_received)
+    };
+    let (a, b) = (run(7), run(7));
+    assert_eq!(a, b);
+    assert_ne!(run(8).0, a.0);
+}
+
+#[test]
+fn every_delivery_is_received_lost_or_on_its_way() {
+    let mut s = cold(Config {
+        hosts: 15,
+        loss: 0.05,
+        ..Config::default()
+    });
+    s.run_to(Duration::from_secs(12));
+    s.crash(3);
+    s.run_to(Duration::from_secs(24));
+    let m = &s.metrics;
+    assert!(m.lost > 0 && m.to_dead > 0, "{m:?}");
+    assert_eq!(
+        m.deliveries,
+        m.datagrams_received + m.lost + m.to_dead + s.in_flight(),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn a_small_lan_converges_and_forgets_a_crashed_host() {
+    let mut s = cold(Config {
+        hosts: 20,
+        ..Config::default()
+    });
+    let t = s.run_until(
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        Sim::converged,
+    );
+    assert!(t.is_some(), "20 hosts never converged");
+    s.crash(5);
+    let gone = s.run_until(Duration::from_secs(120), Duration::from_millis(100), |s| {
+        s.running().all(|(h, m)| !s.knows(h, m, &handle(5, 0)))
+    });
+    assert!(gone.is_some(), "the crashed host is still known");
+}
