@@ -174,3 +174,19 @@ pub fn read_bounces(s: &impl std::os::fd::AsRawFd) -> Vec<SocketAddr> {
 type libc_sock_extended_err = [u32; 4];
 #[allow(non_camel_case_types)]
 type libc_sockaddr_in = [u8; 16];
+
+/// Whether an slcp discovery runs on this host for `whoisport`: its status port (TCP on
+/// 127.0.0.1, the same number) answers a line naming it. Another implementation's discovery
+/// has none, and would not speak for our clients on the LAN.
+pub fn slcp_discovery_runs(whoisport: u16) -> bool {
+    use std::io::Read;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, whoisport));
+    let Ok(s) = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut line = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut line);
+    String::from_utf8_lossy(&line).contains("\"service\":\"slcp-discovery\"")
+}

@@ -18,6 +18,7 @@ use signal_hook_mio::v1_0::Signals;
 use slcp_core::codec::Forms;
 use slcp_core::net;
 
+mod relay;
 pub mod sim;
 mod table;
 pub use table::{Entry, MAX_ENTRIES, MAX_PER_SOURCE, Stats, Table, WHO_PER_SEC};
@@ -31,6 +32,9 @@ pub struct Options {
     pub expiry: Duration,
     /// Run even if another discovery holds the port on this host.
     pub share: bool,
+    /// Where this host's clients broadcast: the discovery announces and refreshes them there
+    /// (README "Discovery at scale"); empty leaves that to the clients.
+    pub broadcast: Vec<IpAddr>,
     /// Forms of hosts set in the config (e.g. which read `KNOWNUSERS`).
     pub host_forms: HashMap<IpAddr, Forms>,
 }
@@ -105,10 +109,22 @@ pub fn run(opts: Options, ready: impl FnOnce()) -> Result<(), DiscoveryError> {
             .map_err(io_err("registering the status port"))?;
     }
     let mut poll = poll;
-    let mut table = Table::new(opts.expiry, net::local_addresses());
+    let local = net::local_addresses();
+    let mut table = Table::new(opts.expiry, local.clone());
     table.set_host_forms(opts.host_forms.clone());
+    // The discovery with the status port is the one clients find (and rely on); a second one
+    // beside it (--share) only listens: one voice per host.
+    if status.is_some() && !opts.broadcast.is_empty() {
+        let targets = opts
+            .broadcast
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, opts.whoisport))
+            .collect();
+        table.set_relay(opts.whoisport, targets, relay::lan_address(&local));
+    }
     info!("discovery listening on UDP port {}", opts.whoisport);
     ready();
+    send_all(&udp, table.start(Instant::now()));
 
     let sweep = (opts.expiry / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut next_sweep = Instant::now() + sweep;

@@ -42,8 +42,8 @@ pub struct Entry {
     /// They refreshed their entry (a second JOIN, a WHO poll): they heartbeat, so they expire
     /// when they stop. An entry never refreshed stays until it leaves or its port is closed.
     pub refreshed: bool,
-    joined: Instant,
-    last_seen: Instant,
+    pub(crate) joined: Instant,
+    pub(crate) last_seen: Instant,
 }
 
 /// Counters, reported on the status port.
@@ -61,6 +61,8 @@ pub struct Stats {
     pub relayed: u64,
     /// Claims, presence and WHO refused (not the holder, over a bound or a rate).
     pub refused: u64,
+    /// WHO from other hosts left to the discoveries chosen for them (relay).
+    pub suppressed: u64,
 }
 
 struct PendingClaim {
@@ -75,8 +77,13 @@ pub struct Table {
     entries: BTreeMap<Handle, Entry>,
     /// The skeleton of every handle held, to refuse look-alikes in O(1).
     skeletons: HashMap<String, Handle>,
-    expiry: Duration,
-    local_ips: Vec<Ipv4Addr>,
+    /// Handles by port, entries by source address, and this host's users: indexes kept by
+    /// `put` and `take`.
+    by_port: HashMap<u16, Vec<Handle>>,
+    per_ip: HashMap<IpAddr, usize>,
+    pub(crate) locals: std::collections::BTreeSet<Handle>,
+    pub(crate) expiry: Duration,
+    pub(crate) local_ips: Vec<Ipv4Addr>,
     /// Forms learned by exact address (a client that sends no terminator reads like the
     /// reference implementation; several implementations may share a host), and set in the
     /// config by host.
@@ -86,11 +93,13 @@ pub struct Table {
     /// WHO answers per source this second.
     who_budget: HashMap<IpAddr, (Instant, u32)>,
     next_probe_round: Option<Instant>,
+    /// Set when this discovery speaks for its host's clients on the LAN (relay.rs).
+    pub(crate) relay: Option<crate::relay::Relay>,
     /// Counters.
     pub stats: Stats,
 }
 
-type Out = Vec<(SocketAddr, Vec<u8>)>;
+pub(crate) type Out = Vec<(SocketAddr, Vec<u8>)>;
 
 impl Table {
     /// An empty table whose refreshed entries live `expiry` without a refresh; `local_ips` are
@@ -99,6 +108,9 @@ impl Table {
         Table {
             entries: BTreeMap::new(),
             skeletons: HashMap::new(),
+            by_port: HashMap::new(),
+            per_ip: HashMap::new(),
+            locals: std::collections::BTreeSet::new(),
             expiry,
             local_ips,
             forms: HashMap::new(),
@@ -106,6 +118,7 @@ impl Table {
             pending: Vec::new(),
             who_budget: HashMap::new(),
             next_probe_round: None,
+            relay: None,
             stats: Stats::default(),
         }
     }
@@ -117,12 +130,48 @@ impl Table {
 
     fn put(&mut self, h: Handle, e: Entry) -> Option<Entry> {
         self.skeletons.insert(h.skeleton(), h.clone());
-        self.entries.insert(h, e)
+        let (port, ip) = (e.port, e.ip);
+        let old = self.entries.insert(h.clone(), e);
+        if let Some(o) = &old {
+            self.unindex(&h, o.port, o.ip);
+        }
+        self.by_port.entry(port).or_default().push(h.clone());
+        *self.per_ip.entry(ip).or_default() += 1;
+        if self.is_local(ip) {
+            self.locals.insert(h);
+        }
+        old
     }
 
     fn take(&mut self, h: &Handle) -> Option<Entry> {
         self.skeletons.remove(&h.skeleton());
-        self.entries.remove(h)
+        let old = self.entries.remove(h);
+        if let Some(o) = &old {
+            self.unindex(h, o.port, o.ip);
+        }
+        old
+    }
+
+    fn unindex(&mut self, h: &Handle, port: u16, ip: IpAddr) {
+        if let Some(v) = self.by_port.get_mut(&port) {
+            v.retain(|x| x != h);
+            if v.is_empty() {
+                self.by_port.remove(&port);
+            }
+        }
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        self.locals.remove(h);
+    }
+
+    /// The handles whose entries have `port` (few: the index that spares a scan of the table
+    /// for each datagram on a LAN of thousands).
+    fn at_port(&self, port: u16) -> Vec<Handle> {
+        self.by_port.get(&port).cloned().unwrap_or_default()
     }
 
     /// The users, by handle.
@@ -144,11 +193,37 @@ impl Table {
     }
 
     fn alive(&self, e: &Entry, now: Instant) -> bool {
-        !e.refreshed || now.duration_since(e.last_seen) <= self.expiry
+        let expiry = if self.is_local(e.ip) {
+            self.expiry
+        } else {
+            self.remote_expiry()
+        };
+        !e.refreshed || now.duration_since(e.last_seen) <= expiry
+    }
+
+    /// An entry learned from another discovery's list (it refreshes like any other).
+    pub(crate) fn insert_heard(
+        &mut self,
+        now: Instant,
+        h: Handle,
+        ip: IpAddr,
+        port: u16,
+        away: bool,
+    ) {
+        let e = Entry {
+            ip,
+            port,
+            away,
+            own_port: false,
+            refreshed: true,
+            joined: now,
+            last_seen: now,
+        };
+        self.put(h, e);
     }
 
     /// The forms the client at `addr` reads.
-    fn forms_of(&self, addr: SocketAddr) -> Forms {
+    pub(crate) fn forms_of(&self, addr: SocketAddr) -> Forms {
         let learned = self.forms.get(&addr).copied().unwrap_or_default();
         self.configured
             .get(&addr.ip())
@@ -166,6 +241,12 @@ impl Table {
     /// Takes one datagram from `src`; returns the datagrams to send (answers and relays).
     pub fn datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) -> Out {
         self.stats.datagrams += 1;
+        if self.own_echo(src) {
+            // Our own announcement, back through the broadcast: a local user is alive only by
+            // its own datagrams.
+            return Vec::new();
+        }
+        self.heard(now, src);
         if !bytes.ends_with(b"\n") && !bytes.is_empty() {
             // The reference implementation: no terminator, and it keeps only the last
             // KNOWUSERS datagram it reads.
@@ -200,10 +281,12 @@ impl Table {
 
     fn touch(&mut self, now: Instant, src: SocketAddr) {
         let local = self.local_ips.clone();
-        for e in self.entries.values_mut() {
-            let same = e.port == src.port()
-                && (e.ip == src.ip()
-                    || (net::is_local(e.ip, &local) && net::is_local(src.ip(), &local)));
+        for h in self.at_port(src.port()) {
+            let Some(e) = self.entries.get_mut(&h) else {
+                continue;
+            };
+            let same = e.ip == src.ip()
+                || (net::is_local(e.ip, &local) && net::is_local(src.ip(), &local));
             if same {
                 e.last_seen = now;
                 e.own_port = true;
@@ -217,6 +300,10 @@ impl Table {
     fn who(&mut self, now: Instant, src: SocketAddr, out: &mut Out) {
         // A WHO poll from a user's own address shows it is alive.
         self.touch(now, src);
+        if !self.answers(now, src.ip()) {
+            self.stats.suppressed += 1;
+            return;
+        }
         let (since, n) = self.who_budget.entry(src.ip()).or_insert((now, 0));
         if now.duration_since(*since) >= Duration::from_secs(1) {
             *since = now;
@@ -253,7 +340,7 @@ impl Table {
 
     /// The whole list in `forms`: this host's users first (a reader that takes one datagram
     /// gets them whatever else fits).
-    fn answer(&self, now: Instant, forms: Forms) -> Vec<Vec<u8>> {
+    pub(crate) fn answer(&self, now: Instant, forms: Forms) -> Vec<Vec<u8>> {
         let mut list: Vec<(bool, UserEntry)> = self
             .entries
             .iter()
@@ -271,12 +358,13 @@ impl Table {
     }
 
     /// Tells this host's clients (all but `except`) what changed.
-    fn relay(&mut self, now: Instant, except: &Handle, what: &Message, out: &mut Out) {
+    pub(crate) fn relay(&mut self, now: Instant, except: &Handle, what: &Message, out: &mut Out) {
         let targets: Vec<(SocketAddr, Forms)> = self
-            .entries
+            .locals
             .iter()
-            .filter(|(h, e)| *h != except && net::is_local(e.ip, &self.local_ips))
-            .map(|(_, e)| {
+            .filter(|h| *h != except)
+            .filter_map(|h| self.entries.get(h))
+            .map(|e| {
                 let a = SocketAddr::new(e.ip, e.port);
                 (a, self.forms_of(a))
             })
@@ -321,6 +409,7 @@ impl Table {
                     None => {}
                 }
             }
+            Message::KnowUsers(list) => self.take_list(now, src, list, out),
             Message::Away { handle } => self.presence(now, &handle, src, true, out),
             Message::Back { handle } => self.presence(now, &handle, src, false, out),
             other => debug!("ignored {} from {ip}: not for discovery", other.word()),
@@ -354,13 +443,15 @@ impl Table {
                 }
                 // The LAN address is the one other hosts can reach; keep it over loopback.
                 if e.ip.is_loopback() && !ip.is_loopback() {
-                    e.ip = ip;
+                    let moved = e.clone();
+                    self.put(handle.clone(), Entry { ip, ..moved });
                 }
             }
             Some(e) if !self.alive(&e, now) => {
                 info!("{handle} joined from {ip}:{port} (the old entry had expired)");
                 self.put(handle.clone(), entry);
                 self.relay(now, &handle, &announce, out);
+                self.queue_announce(now, &handle, ip);
             }
             Some(e) if !e.own_port => {
                 if self.same_host(e.ip, ip) {
@@ -369,6 +460,7 @@ impl Table {
                     info!("{handle} moved from {}:{} to {ip}:{port}", e.ip, e.port);
                     self.put(handle.clone(), entry);
                     self.relay(now, &handle, &announce, out);
+                    self.queue_announce(now, &handle, ip);
                 } else {
                     self.stats.clashes += 1;
                     info!(
@@ -397,11 +489,11 @@ impl Table {
                 }
             }
             None => {
-                let rename = self
-                    .entries
-                    .iter()
-                    .find(|(_, e)| self.same_client(e, ip, port))
-                    .map(|(h, _)| h.clone());
+                let rename = self.at_port(port).into_iter().find(|h| {
+                    self.entries
+                        .get(h)
+                        .is_some_and(|e| self.same_client(e, ip, port))
+                });
                 let look_alike = self
                     .skeletons
                     .get(&handle.skeleton())
@@ -417,7 +509,7 @@ impl Table {
                     info!("{old} at {ip}:{port} is now {handle}");
                     self.take(&old);
                 } else if self.entries.len() >= MAX_ENTRIES
-                    || self.entries.values().filter(|e| e.ip == ip).count() >= MAX_PER_SOURCE
+                    || self.per_ip.get(&ip).copied().unwrap_or(0) >= MAX_PER_SOURCE
                 {
                     self.stats.refused += 1;
                     return debug!("JOIN {handle} from {ip} refused: table full for it");
@@ -425,6 +517,7 @@ impl Table {
                 info!("{handle} joined from {ip}:{port}");
                 self.put(handle.clone(), entry);
                 self.relay(now, &handle, &announce, out);
+                self.queue_announce(now, &handle, ip);
             }
         }
     }
@@ -472,6 +565,7 @@ impl Table {
             self.take(&h);
             let leave = Message::Leave { handle: h.clone() };
             self.relay(now, &h, &leave, &mut out);
+            self.gone_local(now, &h, addr.ip(), &mut out);
         }
         let (won, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
@@ -495,7 +589,11 @@ impl Table {
 
     /// When [`Table::tick`] must run next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.deadline).min()
+        let claims = self.pending.iter().map(|p| p.deadline).min();
+        match (claims, self.relay_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Refuses the claims whose probe was not bounced (the holder is alive), drops expired
@@ -510,6 +608,7 @@ impl Table {
             let leave = Message::Leave { handle: h.clone() };
             self.relay(now, &h, &leave, &mut out);
         }
+        self.relay_tick(now, &mut out);
         let due = self.next_probe_round.is_none_or(|t| now >= t);
         if due {
             self.next_probe_round = Some(now + self.expiry);

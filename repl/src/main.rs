@@ -57,6 +57,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 whoisport: c.whoisport,
                 expiry: c.expiry,
                 share: *share,
+                // The same targets the clients broadcast to: the discovery speaks for them.
+                broadcast: slcp_core::net::broadcast_targets(
+                    &c.broadcast
+                        .iter()
+                        .chain(&c.peers)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                    c.interfaces,
+                    &c.interface,
+                ),
                 host_forms: c
                     .peer_forms
                     .iter()
@@ -88,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ports: (c.port.low, c.port.high),
                 whoisport: c.whoisport,
                 broadcast: c.broadcast.iter().chain(&c.peers).copied().collect(),
+                peers: c.peers.clone(),
                 interfaces: c.interfaces,
                 interface: c.interface.clone(),
                 heartbeat: c.heartbeat,

@@ -528,8 +528,16 @@ fn doctor_tells_which_direction_is_blocked_and_static_peers_fix_another_subnet()
         zoe.wait_peers(&["ann"], 3 * S),
         "the static peer did not work"
     );
-    // Host 2's discovery is down, but its user is known (her JOIN reached host 1's discovery).
+    // Host 2's discovery is down, but its user is known (her JOIN reached host 1's discovery,
+    // announced by host 2's discovery before it stopped).
     net.start_client(2, "bob", "");
+    let deadline = Instant::now() + 5 * S;
+    while !net.discovery_table(1).iter().any(|h| h == "bob") {
+        assert!(
+            Instant::now() < deadline,
+            "host 1's discovery never heard of bob"
+        );
+    }
     net.kill_discovery(2);
     let mut ann = net.ipc(1, "ann");
     assert!(ann.wait_peers(&["bob", "zoe"], 3 * S));

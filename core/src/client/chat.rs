@@ -58,6 +58,12 @@ pub struct Settings {
     pub notify: NotifyMode,
     /// Whether to encrypt with slcp peers.
     pub encryption: Encryption,
+    /// An slcp discovery runs on this host: it speaks for us on the LAN (announces our JOIN,
+    /// refreshes it at a rate scaled to the LAN's size, answers WHO), so the heartbeat's JOIN
+    /// and WHO go to it alone instead of to every host. Cleared when it stops answering.
+    pub local_discovery: bool,
+    /// Hosts our broadcasts do not reach (`peers`): they still hear our JOIN and WHO directly.
+    pub static_peers: Vec<IpAddr>,
 }
 
 /// Counters, shown by STATUS.
@@ -471,7 +477,7 @@ impl Chat {
         self.e2e_tick(now);
         if now >= self.next_heartbeat {
             if self.state == State::Joined {
-                self.broadcast(&Message::Join {
+                self.tell_discovery(&Message::Join {
                     handle: self.me.clone(),
                     port: self.s.port,
                 });
@@ -565,15 +571,49 @@ impl Chat {
         }
     }
 
-    /// WHO to every discovery; a new round of answers begins.
+    /// Where this host's discovery listens, as our broadcast would have reached it: at our
+    /// LAN address when we broadcast on the LAN (so that it lists us under the address other
+    /// hosts reach), on loopback when we only broadcast there (one machine).
+    pub(crate) fn local_discovery_addr(&self) -> SocketAddr {
+        let lan = self.s.broadcast.iter().any(|b| !b.is_loopback());
+        let ip = self
+            .s
+            .local_ips
+            .iter()
+            .find(|ip| lan && !ip.is_loopback())
+            .copied()
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        SocketAddr::new(IpAddr::V4(ip), self.s.whoisport)
+    }
+
+    /// JOIN and WHO: to this host's slcp discovery when one speaks for us, else to every
+    /// discovery.
+    fn tell_discovery(&mut self, m: &Message) {
+        if self.s.local_discovery {
+            let to = self.local_discovery_addr();
+            self.send_to(to, m);
+            for ip in self.s.static_peers.clone() {
+                self.send_to(SocketAddr::new(ip, self.s.whoisport), m);
+            }
+        } else {
+            self.broadcast(m);
+        }
+    }
+
+    /// WHO to every discovery (or to ours, which knows everyone); a new round of answers begins.
     fn ask_who(&mut self, now: Instant) {
-        self.broadcast(&Message::Who);
+        self.tell_discovery(&Message::Who);
         self.last_who = Some(now);
     }
 
     /// Broadcast, and unicast to every known peer (over TCP to those without UDP).
     fn announce(&mut self, m: &Message) {
         self.broadcast(m);
+        self.unicast_peers(m);
+    }
+
+    /// To every known peer (over TCP to those without UDP).
+    fn unicast_peers(&mut self, m: &Message) {
         let Ok(b) = codec::encode(m) else { return };
         for p in self.peers.map().values() {
             if p.forms.tcp {
@@ -591,7 +631,13 @@ impl Chat {
             handle: self.me.clone(),
             port: self.s.port,
         };
-        self.announce(&join);
+        if self.s.local_discovery {
+            // Our discovery announces it on the LAN; the peers we know hear it from us.
+            self.tell_discovery(&join);
+            self.unicast_peers(&join);
+        } else {
+            self.announce(&join);
+        }
         if self.away {
             self.announce(&Message::Away {
                 handle: self.me.clone(),

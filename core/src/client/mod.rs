@@ -71,8 +71,10 @@ pub struct Options {
     pub ports: (u16, u16),
     /// Every host's discovery port.
     pub whoisport: u16,
-    /// Configured broadcast addresses.
+    /// Configured broadcast addresses (and static peers).
     pub broadcast: Vec<IpAddr>,
+    /// The static peers among them (`peers`): hosts our broadcasts do not reach.
+    pub peers: Vec<IpAddr>,
     /// Also broadcast on every up IPv4 interface.
     pub interfaces: bool,
     /// Only this interface (empty: all).
@@ -211,6 +213,8 @@ pub fn run(
         history: false,
         notify: opts.notify,
         encryption: opts.encryption,
+        local_discovery: net::slcp_discovery_runs(opts.whoisport),
+        static_peers: opts.peers.clone(),
     };
     // A history that cannot be opened is reported, and the chat goes on without it.
     let mut history_off = None;

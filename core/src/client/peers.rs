@@ -56,6 +56,9 @@ pub struct Peer {
     /// It tells us its AWAY/BACK itself: a discovery's relay of them (which may arrive after
     /// the next one) is not needed.
     pub direct_presence: bool,
+    /// The address a discovery listed for it last. A LEAVE this host's discovery relays is
+    /// about the user it listed: it is believed only while the peer is still there.
+    pub listed: Option<SocketAddr>,
     /// The extensions it announced in its `SLCPX` hello (`None`: no hello heard, a plain SLCP
     /// peer as far as we know).
     pub exts: Option<Exts>,
@@ -78,6 +81,7 @@ impl Peer {
             udp_seen: false,
             home_round: 0,
             home_missed: 0,
+            listed: None,
             home_seen: false,
             last_msg: None,
             direct_presence: false,

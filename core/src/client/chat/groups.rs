@@ -351,6 +351,16 @@ impl Chat {
                 version,
                 exts,
             } => {
+                // A hello can outrun the list that names its sender (our discovery's, when
+                // discoveries speak for their hosts): from its own address it is as good a claim
+                // as a JOIN.
+                if self.peers.get(&handle).is_none()
+                    && self.peers.at(src).is_none()
+                    && via == Transport::Udp
+                    && handle != self.me
+                {
+                    self.claim(now, &handle, src);
+                }
                 let Sender::Peer(h) = self.sender(&handle, src) else {
                     self.stats.refused += 1;
                     return debug!("hello from {src} ignored: it does not hold {handle}");

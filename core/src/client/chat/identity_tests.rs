@@ -104,9 +104,14 @@ fn presence_and_messages_are_believed_only_from_the_holders_address() {
     // eph sends from ephemeral ports: its host speaks for it.
     c.datagram(t0, addr("10.0.0.3:40001"), b"AWAY eph\nMSG eph hi\n");
     assert_eq!(events(&mut c), vec!["away eph", "message eph hi"]);
-    // A LEAVE relayed by this host's discovery is believed.
+    // A LEAVE relayed by this host's discovery is believed for the user it listed...
+    c.datagram(t0, local_disc(), b"KNOWUSERS bob 10.0.0.2 5001\n");
+    events(&mut c);
     c.datagram(t0, local_disc(), b"LEAVE bob\n");
     assert_eq!(events(&mut c), vec!["leave bob"]);
+    // ...not for one it never listed at that address (a claim it did not see).
+    c.datagram(t0, local_disc(), b"LEAVE eph\n");
+    assert!(events(&mut c).is_empty());
 }
 
 #[test]

@@ -82,6 +82,20 @@ impl Chat {
 
     /// A datagram we sent to `addr` bounced (ICMP port unreachable): nobody listens there on UDP.
     pub fn unreachable(&mut self, now: Instant, addr: SocketAddr) {
+        if self.s.local_discovery && addr == self.local_discovery_addr() {
+            // Our discovery is gone: every discovery hears us again, as without one.
+            warn!("this host's discovery at {addr} is gone; broadcasting JOIN and WHO again");
+            self.s.local_discovery = false;
+            if self.state == State::Joined {
+                let join = Message::Join {
+                    handle: self.me.clone(),
+                    port: self.s.port,
+                };
+                self.broadcast(&join);
+                self.ask_who(now);
+            }
+            return;
+        }
         for w in self.peers.probe_bounced(addr) {
             info!(
                 "{} at {} is gone; {} takes it over",
@@ -164,7 +178,13 @@ impl Chat {
                 self.flush_pending_msgs(now);
             }
             Message::Leave { handle } => {
-                if self.local_discovery(src) || self.peers.speaks_for(&handle, src) {
+                // Our discovery speaks of the user it listed, not of one that took the handle
+                // over since (a claim it never saw).
+                let listed = self
+                    .peers
+                    .get(&handle)
+                    .is_some_and(|p| p.listed == Some(p.addr));
+                if (self.local_discovery(src) && listed) || self.peers.speaks_for(&handle, src) {
                     self.gone(&handle, "it left");
                 } else if self.peers.get(&handle).is_some() {
                     self.stats.refused += 1;
@@ -360,6 +380,9 @@ impl Chat {
             if at_source || !p.home_seen {
                 p.last_seen = now;
             }
+            if believed {
+                p.listed = Some(p.addr);
+            }
             p.forms.learn(&form);
             if believed && at_source {
                 p.home_round = round;
@@ -400,7 +423,7 @@ impl Chat {
     }
 
     /// Takes in a claim that `handle` is at `addr`; true when `handle` is (still) a peer there.
-    fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> bool {
+    pub(super) fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> bool {
         // A peer already held passed this test when it came (and HANDLE refuses a new handle
         // that looks like a peer's): skeletons are costly, and every KNOWUSERS repeats them all.
         if self.peers.get(handle).is_none() && handle.confusable_with(&self.me) {
@@ -525,7 +548,10 @@ impl Chat {
             port: self.s.port,
         };
         let away = self.away.then_some(Message::Away { handle: me });
-        for m in std::iter::once(join).chain(away) {
+        // With our discovery speaking for us, every host's discovery has told its users of us
+        // already: a JOIN to each would only double the traffic of a crowded LAN.
+        let join = (!self.s.local_discovery).then_some(join);
+        for m in join.into_iter().chain(away) {
             if let Ok(b) = codec::encode(&m) {
                 if tcp {
                     self.out.tcp.push((addr, b));

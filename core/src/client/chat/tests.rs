@@ -29,6 +29,8 @@ fn settings(handle: &str) -> Settings {
         history: false,
         notify: NotifyMode::Bell,
         encryption: Encryption::Prefer,
+        local_discovery: false,
+        static_peers: Vec::new(),
     }
 }
 

@@ -1,0 +1,356 @@
+//! The discovery as its host's voice on the LAN (README "Discovery at scale"): this host's slcp
+//! clients send their JOIN and WHO to it alone; it announces a new local user at once (later
+//! when the LAN is busy), refreshes them at an interval that grows with the number of users
+//! (RTCP's rule: the LAN's total stays near 15 a second), answers a
+//! remote WHO only when it is one of [`ANSWERERS`] discoveries chosen for the asker, and tells
+//! the LAN at once when a local user's port closes. All of it is plain SLCP.
+//!
+//! Pure like the table: time comes in, datagrams go out; the jitter is a hash of this host's
+//! address and a counter, so a run is the same every time.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+use slcp_core::codec::{self, Handle, Message, UserEntry};
+use slcp_core::net;
+
+use crate::table::{Entry, MAX_ENTRIES, Out, Table};
+
+/// Host refreshes per second on the whole LAN that the refresh interval aims at.
+pub const REFRESH_RATE: f64 = 15.0;
+/// The shortest refresh interval is the expiry over this (35 s: 10 s, the clients' own
+/// heartbeat by default).
+const MIN_REFRESH_DIV: f64 = 3.5;
+/// Discoveries that answer one remote WHO.
+pub const ANSWERERS: usize = 2;
+/// Datagrams per second from other hosts above which a new user's announcement waits.
+const BUSY: u32 = 100;
+/// How often each local user's port is checked (a datagram a closed port bounces).
+const LOCAL_PROBE: Duration = Duration::from_secs(5);
+/// An announcement or a LEAVE goes out a second time this much later: with loss p per
+/// delivery, a host misses it with p squared (mDNS announces twice too).
+const AGAIN: Duration = Duration::from_millis(250);
+/// The bootstrap WHO goes out within this long after start.
+const BOOTSTRAP_SPREAD: Duration = Duration::from_secs(5);
+/// How long after our own WHO the answers of other discoveries are taken into the table.
+const BOOTSTRAP: Duration = Duration::from_secs(5);
+
+/// What the relay keeps beside the table.
+#[derive(Debug)]
+pub struct Relay {
+    whoisport: u16,
+    targets: Vec<SocketAddr>,
+    me: IpAddr,
+    /// Other hosts' slcp discoveries, by address, with when they were last heard.
+    discoveries: BTreeMap<IpAddr, Instant>,
+    /// Local users to announce, and when.
+    announce: Vec<(Instant, Handle)>,
+    /// Datagrams from other hosts: (start of this second, this second's count, last second's).
+    heard: (Option<Instant>, u32, u32),
+    next_refresh: Option<Instant>,
+    next_probe: Option<Instant>,
+    asked: Option<Instant>,
+    /// When the bootstrap WHO is due.
+    ask_at: Option<Instant>,
+    /// Datagrams to broadcast a second time, and when.
+    again: Vec<(Instant, Vec<u8>)>,
+    turn: u64,
+}
+
+impl Relay {
+    fn unit(&mut self) -> f64 {
+        self.turn += 1;
+        let seed = match self.me {
+            IpAddr::V4(v) => u64::from(u32::from(v)),
+            IpAddr::V6(v) => u128::from(v) as u64,
+        };
+        let mut z = seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(self.turn.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Rendezvous weight of answerer `who` for asker `asker`.
+fn weight(asker: IpAddr, who: IpAddr) -> u64 {
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(v) => u64::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v) as u64,
+    };
+    let mut z = bits(asker) ^ bits(who).rotate_left(32) ^ 0x6a09_e667_f3bc_c909;
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
+}
+
+impl Table {
+    /// Makes this discovery its host's voice on the LAN: `targets` are the broadcast
+    /// addresses (with the discovery port), `me` this host's LAN address.
+    pub fn set_relay(&mut self, whoisport: u16, targets: Vec<SocketAddr>, me: IpAddr) {
+        self.relay = Some(Relay {
+            whoisport,
+            targets,
+            me,
+            discoveries: BTreeMap::new(),
+            announce: Vec::new(),
+            heard: (None, 0, 0),
+            next_refresh: None,
+            next_probe: None,
+            asked: None,
+            ask_at: None,
+            again: Vec::new(),
+            turn: 0,
+        });
+    }
+
+    /// At start: plans one WHO from the discovery port, so that the discoveries chosen for
+    /// us send the list (and everyone learns that a discovery runs here). It goes out at a
+    /// random moment of its first 5 s: when a whole floor powers up at once,
+    /// a thousand of them must not arrive in the same second.
+    pub fn start(&mut self, now: Instant) -> Out {
+        let Some(r) = self.relay.as_mut() else {
+            return Vec::new();
+        };
+        r.ask_at = Some(now + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
+        let interval = self.expiry.div_f64(MIN_REFRESH_DIV).mul_f64(0.5 + r.unit());
+        r.next_refresh = Some(now + interval);
+        r.next_probe = Some(now + LOCAL_PROBE);
+        Vec::new()
+    }
+
+    /// How long between two refreshes of this host's users, for the users we know of: each
+    /// user's JOIN once per interval keeps the LAN's total near 15 a second.
+    pub fn refresh_interval(&self) -> Duration {
+        let users = self.entries().len().max(1);
+        let least = self.expiry.div_f64(MIN_REFRESH_DIV);
+        least.max(Duration::from_secs_f64(users as f64 / REFRESH_RATE))
+    }
+
+    /// Remote users live this long without a refresh: three refresh intervals, so that one
+    /// lost refresh drops nobody.
+    pub(crate) fn remote_expiry(&self) -> Duration {
+        match self.relay {
+            Some(_) => self.expiry.max(self.refresh_interval() * 3),
+            None => self.expiry,
+        }
+    }
+
+    pub(crate) fn is_local(&self, ip: IpAddr) -> bool {
+        net::is_local(ip, &self.local_ips)
+    }
+
+    /// A datagram this host's discovery port sent (our broadcast, heard back).
+    pub(crate) fn own_echo(&self, src: SocketAddr) -> bool {
+        self.relay
+            .as_ref()
+            .is_some_and(|r| src.port() == r.whoisport && self.is_local(src.ip()))
+    }
+
+    /// Notes a datagram from `src` (its rate, and whether a discovery sent it).
+    pub(crate) fn heard(&mut self, now: Instant, src: SocketAddr) {
+        let local = self.is_local(src.ip());
+        let Some(r) = self.relay.as_mut() else { return };
+        if local {
+            return;
+        }
+        match r.heard.0 {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => r.heard.1 += 1,
+            Some(t) if now.duration_since(t) < Duration::from_secs(2) => {
+                r.heard = (Some(t + Duration::from_secs(1)), 1, r.heard.1)
+            }
+            _ => r.heard = (Some(now), 1, 0),
+        }
+        if src.port() == r.whoisport
+            && (r.discoveries.len() < MAX_ENTRIES || r.discoveries.contains_key(&src.ip()))
+        {
+            r.discoveries.insert(src.ip(), now);
+        }
+    }
+
+    /// A local user is new (or moved): announce it on the LAN, at once unless the LAN is busy.
+    pub(crate) fn queue_announce(&mut self, now: Instant, h: &Handle, ip: IpAddr) {
+        if !self.is_local(ip) {
+            return;
+        }
+        let Some(r) = self.relay.as_mut() else { return };
+        let busy = r.heard.1.max(r.heard.2);
+        let wait = if busy > BUSY {
+            // Spread the announcements of a cold start over as many seconds as the LAN is
+            // busier than BUSY.
+            Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit())
+        } else {
+            Duration::ZERO
+        };
+        r.announce.retain(|(_, x)| x != h);
+        r.announce.push((now + wait, h.clone()));
+    }
+
+    /// Whether this discovery is one of those chosen to answer a WHO from `asker`.
+    pub(crate) fn answers(&self, now: Instant, asker: IpAddr) -> bool {
+        let Some(r) = self.relay.as_ref() else {
+            return true;
+        };
+        if self.is_local(asker) {
+            return true;
+        }
+        let alive = self.remote_expiry();
+        let mine = weight(asker, r.me);
+        let better = r
+            .discoveries
+            .iter()
+            .filter(|(ip, t)| **ip != asker && now.duration_since(**t) <= alive)
+            .filter(|(ip, _)| weight(asker, **ip) > mine)
+            .count();
+        better < ANSWERERS
+    }
+
+    /// The list another discovery sent for our WHO at start: users we did not know yet.
+    pub(crate) fn take_list(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        users: Vec<UserEntry>,
+        out: &mut Out,
+    ) {
+        let Some(r) = self.relay.as_ref() else { return };
+        let fresh = r.asked.is_some_and(|t| now.duration_since(t) <= BOOTSTRAP);
+        if !fresh || src.port() != r.whoisport || self.is_local(src.ip()) {
+            return;
+        }
+        for u in users {
+            if self.entries().contains_key(&u.handle)
+                || self.is_local(u.ip)
+                || !slcp_core::client::peers::is_unicast(u.ip)
+                || self.entries().len() >= MAX_ENTRIES
+            {
+                continue;
+            }
+            debug!("{} at {}:{} learned from {src}", u.handle, u.ip, u.port);
+            self.insert_heard(now, u.handle.clone(), u.ip, u.port, u.away);
+            let m = Message::KnowUsers(vec![u.clone()]);
+            self.relay(now, &u.handle, &m, out);
+        }
+    }
+
+    /// A local user's port is closed: the LAN hears LEAVE from this host at once.
+    pub(crate) fn gone_local(&mut self, now: Instant, h: &Handle, ip: IpAddr, out: &mut Out) {
+        if !self.is_local(ip) {
+            return;
+        }
+        let Some(r) = self.relay.as_mut() else { return };
+        if let Ok(b) = codec::encode(&Message::Leave { handle: h.clone() }) {
+            for t in &r.targets {
+                out.push((*t, b.clone()));
+            }
+            r.again.push((now + AGAIN, b));
+        }
+    }
+
+    /// Announcements due, the refresh and the local probes.
+    pub(crate) fn relay_tick(&mut self, now: Instant, out: &mut Out) {
+        let Some(r) = self.relay.as_mut() else { return };
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut r.announce)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        r.announce = later;
+        let due: Vec<Handle> = due.into_iter().map(|(_, h)| h).collect();
+        if r.ask_at.is_some_and(|t| now >= t) {
+            r.ask_at = None;
+            r.asked = Some(now);
+            if let Ok(who) = codec::encode(&Message::Who) {
+                for t in &r.targets {
+                    out.push((*t, who.clone()));
+                }
+            }
+        }
+        let refresh = r.next_refresh.is_some_and(|t| now >= t);
+        let probe = r.next_probe.is_some_and(|t| now >= t);
+        let local: Vec<(Handle, Entry)> = self
+            .locals
+            .iter()
+            .filter_map(|h| self.entries().get(h).map(|e| (h.clone(), e.clone())))
+            .collect();
+        // One JOIN per datagram, as every implementation reads it (several lines in one
+        // datagram are a tolerance, not something to rely on).
+        let joins = |which: &dyn Fn(&Handle) -> bool| -> Vec<Vec<u8>> {
+            local
+                .iter()
+                .filter(|(h, _)| which(h))
+                .filter_map(|(h, e)| {
+                    codec::encode(&Message::Join {
+                        handle: h.clone(),
+                        port: e.port,
+                    })
+                    .ok()
+                })
+                .collect()
+        };
+        let fresh = joins(&|h| due.contains(h));
+        let mut send = if refresh {
+            joins(&|_| true)
+        } else {
+            fresh.clone()
+        };
+        if probe {
+            for (_, e) in local.iter().filter(|(_, e)| e.own_port) {
+                let to = SocketAddr::new(e.ip, e.port);
+                if let Some(b) = self.answer(now, self.forms_of(to)).into_iter().next() {
+                    out.push((to, b));
+                }
+            }
+        }
+        let interval = self.refresh_interval();
+        let Some(r) = self.relay.as_mut() else { return };
+        if refresh {
+            let jitter = 0.75 + 0.5 * r.unit();
+            r.next_refresh = Some(now + interval.mul_f64(jitter));
+        }
+        if probe {
+            r.next_probe = Some(now + LOCAL_PROBE);
+        }
+        let (again, later): (Vec<_>, Vec<_>) = std::mem::take(&mut r.again)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        r.again = later;
+        send.extend(again.into_iter().map(|(_, d)| d));
+        r.again.extend(fresh.into_iter().map(|d| (now + AGAIN, d)));
+        for d in send.drain(..) {
+            for t in &r.targets {
+                out.push((*t, d.clone()));
+            }
+        }
+        if !due.is_empty() {
+            info!("announced {} local users on the LAN", due.len());
+        }
+    }
+
+    /// When the relay must run next.
+    pub(crate) fn relay_deadline(&self) -> Option<Instant> {
+        let r = self.relay.as_ref()?;
+        [
+            r.announce.iter().map(|(t, _)| *t).min(),
+            r.again.iter().map(|(t, _)| *t).min(),
+            r.ask_at,
+            r.next_refresh,
+            r.next_probe,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// This host's LAN address among `local` (loopback when it has none).
+pub(crate) fn lan_address(local: &[Ipv4Addr]) -> IpAddr {
+    IpAddr::V4(
+        local
+            .iter()
+            .find(|ip| !ip.is_loopback())
+            .copied()
+            .unwrap_or(Ipv4Addr::LOCALHOST),
+    )
+}
