@@ -11,6 +11,8 @@ pub struct Metrics {
     hosts: usize,
     /// `[second][host]` datagrams received.
     recv: Vec<Vec<u32>>,
+    /// `[second][host]` unicast datagrams received.
+    unicast: Vec<Vec<u32>>,
     /// `[second][host]` datagrams sent (a broadcast counts once: one frame on the wire).
     sent: Vec<Vec<u32>>,
     /// Bytes received from the wire in all (UDP payload).
@@ -33,8 +35,12 @@ pub struct Metrics {
     pub to_dead: u64,
     /// Deliveries that reached a port where nothing listens (or an address no host has).
     pub no_listener: u64,
+    /// ICMP port unreachable answers (unicasts to a closed port of a host that is up).
+    pub icmp: u64,
     /// SLCP lines a client wanted to send over TCP (not simulated; counted).
     pub tcp_lines: u64,
+    /// Datagrams received from the wire, by their first word (what the traffic is made of).
+    pub by_word: std::collections::BTreeMap<String, u64>,
 }
 
 fn bump(v: &mut Vec<Vec<u32>>, hosts: usize, now: Duration, h: usize) {
@@ -53,14 +59,33 @@ impl Metrics {
         self.hosts = hosts;
     }
 
-    pub(super) fn received(&mut self, now: Duration, h: usize, bytes: usize, local: bool) {
+    pub(super) fn received(
+        &mut self,
+        now: Duration,
+        h: usize,
+        bytes: &[u8],
+        local: bool,
+        cast: bool,
+    ) {
         self.datagrams_received += 1;
         if local {
             self.received_local += 1;
             return;
         }
-        self.bytes_received += bytes as u64;
+        self.bytes_received += bytes.len() as u64;
         bump(&mut self.recv, self.hosts, now, h);
+        let word = bytes
+            .split(|b| b.is_ascii_whitespace())
+            .next()
+            .map(|w| String::from_utf8_lossy(&w[..w.len().min(12)]).into_owned())
+            .unwrap_or_default();
+        let key = format!("{}{word}", if cast { "broadcast " } else { "" });
+        if self.by_word.len() < 64 || self.by_word.contains_key(&key) {
+            *self.by_word.entry(key).or_default() += 1;
+        }
+        if !cast {
+            bump(&mut self.unicast, self.hosts, now, h);
+        }
     }
 
     pub(super) fn sent(&mut self, now: Duration, h: usize, bytes: usize, on_wire: bool) {
@@ -91,6 +116,16 @@ impl Metrics {
     /// Datagrams received per host per second over [from, to), averaged over `hosts` hosts.
     pub fn received_per_host(&self, from: Duration, to: Duration, hosts: usize) -> f64 {
         let total: u64 = Self::seconds(&self.recv, from, to)
+            .iter()
+            .flat_map(|s| s.iter().map(|&x| u64::from(x)))
+            .sum();
+        let secs = (to.as_secs() - from.as_secs()).max(1) as f64;
+        total as f64 / secs / hosts.max(1) as f64
+    }
+
+    /// Unicast datagrams received per host per second over [from, to), averaged.
+    pub fn unicast_per_host(&self, from: Duration, to: Duration, hosts: usize) -> f64 {
+        let total: u64 = Self::seconds(&self.unicast, from, to)
             .iter()
             .flat_map(|s| s.iter().map(|&x| u64::from(x)))
             .sum();

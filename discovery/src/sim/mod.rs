@@ -50,6 +50,9 @@ pub struct Config {
     pub heartbeat: Duration,
     /// The clients' and discoveries' `expiry`.
     pub expiry: Duration,
+    /// Discoveries speak for their host's clients (the bounded design, relay.rs); off is the
+    /// design before it, where every client broadcasts JOIN and WHO every heartbeat.
+    pub relay: bool,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             loss: 0.0,
             heartbeat: Duration::from_secs(10),
             expiry: Duration::from_secs(35),
+            relay: true,
         }
     }
 }
@@ -115,11 +119,19 @@ enum Ev {
         bytes: Vec<u8>,
         /// From a node of the same host (loopback, or its own broadcast): not on the wire.
         local: bool,
+        /// Part of a broadcast.
+        cast: bool,
     },
     /// A node's timer (ignored when the node re-armed it meanwhile).
     Timer(Node),
     /// A client starts (JOIN and WHO).
     Start(usize, usize),
+    /// ICMP port unreachable reaches the node at `host`:`port` that sent to `dst`.
+    Unreachable {
+        host: usize,
+        port: u16,
+        dst: SocketAddr,
+    },
 }
 
 struct Client {
@@ -198,16 +210,23 @@ impl Sim {
                 armed: None,
             })
             .collect();
+        let mut disc = Table::new(self.cfg.expiry, vec![ip]);
+        if self.cfg.relay {
+            let all = SocketAddr::new(IpAddr::V4(BROADCAST), WHOISPORT);
+            disc.set_relay(WHOISPORT, vec![all], IpAddr::V4(ip));
+        }
+        let hello = disc.start(self.base + self.now);
         self.hosts.push(Host {
             ip,
             up: true,
-            disc: Table::new(self.cfg.expiry, vec![ip]),
+            disc,
             disc_armed: None,
             next_sweep: self.now + self.sweep(),
             clients,
         });
         self.by_ip.insert(ip, h);
         self.metrics.grow(self.hosts.len());
+        self.send(h, WHOISPORT, hello);
         self.arm(Node::Disc(h));
         h
     }
@@ -231,6 +250,8 @@ impl Sim {
             notify: NotifyMode::Off,
             // Sessions are per pair and not discovery's cost; they stay out of its figures.
             encryption: Encryption::Off,
+            local_discovery: self.cfg.relay,
+            static_peers: Vec::new(),
         }
     }
 
@@ -270,6 +291,12 @@ impl Sim {
         self.flush(Node::Client(h, m));
         self.hosts[h].clients[m].up = false;
         self.hosts[h].up = false;
+    }
+
+    /// Client `m` of host `h` dies (kill -9): its port closes, so its host's kernel answers
+    /// what is sent there with ICMP port unreachable.
+    pub fn kill(&mut self, h: usize, m: usize) {
+        self.hosts[h].clients[m].up = false;
     }
 
     /// Host `h` goes down without a word (power off).
@@ -382,6 +409,7 @@ impl Sim {
                 src,
                 bytes,
                 local,
+                cast,
             } => {
                 self.hash(&self.now.as_nanos().to_le_bytes());
                 self.hash(&(host as u64).to_le_bytes());
@@ -392,20 +420,39 @@ impl Sim {
                     self.metrics.to_dead += 1;
                     return;
                 }
-                self.metrics.received(self.now, host, bytes.len(), local);
+                self.metrics.received(self.now, host, &bytes, local, cast);
                 if port == WHOISPORT {
                     let out = self.hosts[host].disc.datagram(now, src, &bytes);
                     self.send(host, WHOISPORT, out);
                     self.arm(Node::Disc(host));
                     return;
                 }
-                let m = usize::from(port - FIRST_PORT);
+                let m = usize::from(port.wrapping_sub(FIRST_PORT));
                 match self.hosts[host].clients.get_mut(m) {
                     Some(c) if c.up => {
                         c.chat.datagram(now, src, &bytes);
                         self.flush(Node::Client(host, m));
                     }
-                    _ => self.metrics.no_listener += 1,
+                    _ => {
+                        self.metrics.no_listener += 1;
+                        self.icmp(host, port, src);
+                    }
+                }
+            }
+            Ev::Unreachable { host, port, dst } => {
+                if !self.hosts[host].up {
+                    return;
+                }
+                if port == WHOISPORT {
+                    let out = self.hosts[host].disc.bounced(now, dst);
+                    self.send(host, WHOISPORT, out);
+                    self.arm(Node::Disc(host));
+                } else {
+                    let m = usize::from(port.wrapping_sub(FIRST_PORT));
+                    if self.hosts[host].clients.get(m).is_some_and(|c| c.up) {
+                        self.hosts[host].clients[m].chat.unreachable(now, dst);
+                        self.flush(Node::Client(host, m));
+                    }
                 }
             }
             Ev::Timer(node) => self.timer(node, now),
@@ -441,6 +488,29 @@ impl Sim {
                 self.flush(node);
             }
         }
+    }
+
+    /// The kernel of `host` answers a datagram to its closed `port` from `src` (a unicast:
+    /// a broadcast to a closed port is dropped in silence).
+    fn icmp(&mut self, host: usize, port: u16, src: SocketAddr) {
+        let IpAddr::V4(ip) = src.ip() else { return };
+        let from = if ip.is_loopback() {
+            Some(host)
+        } else {
+            self.by_ip.get(&ip).copied()
+        };
+        let Some(to) = from else { return };
+        let dst = SocketAddr::new(IpAddr::V4(self.hosts[host].ip), port);
+        self.metrics.icmp += 1;
+        let at = self.now + self.cfg.latency;
+        self.push(
+            at,
+            Ev::Unreachable {
+                host: to,
+                port: src.port(),
+                dst,
+            },
+        );
     }
 
     /// Sets the node's timer to its next deadline.
@@ -495,15 +565,15 @@ impl Sim {
                 // Every host hears a broadcast, the sender's own host too.
                 for h in 0..self.hosts.len() {
                     let src = SocketAddr::new(IpAddr::V4(me), port);
-                    self.deliver(h, to.port(), src, bytes.clone(), h == host);
+                    self.deliver(h, to.port(), src, bytes.clone(), h == host, true);
                 }
             } else if ip.is_loopback() || ip == me {
                 let src_ip = if ip.is_loopback() { ip } else { me };
                 let src = SocketAddr::new(IpAddr::V4(src_ip), port);
-                self.deliver(host, to.port(), src, bytes, true);
+                self.deliver(host, to.port(), src, bytes, true, false);
             } else if let Some(&h) = self.by_ip.get(&ip) {
                 let src = SocketAddr::new(IpAddr::V4(me), port);
-                self.deliver(h, to.port(), src, bytes, h == host);
+                self.deliver(h, to.port(), src, bytes, h == host, false);
             } else {
                 self.metrics.no_listener += 1;
             }
@@ -511,7 +581,15 @@ impl Sim {
     }
 
     /// One receiver of one datagram; `local` ones (within a host) are never lost.
-    fn deliver(&mut self, host: usize, port: u16, src: SocketAddr, bytes: Vec<u8>, local: bool) {
+    fn deliver(
+        &mut self,
+        host: usize,
+        port: u16,
+        src: SocketAddr,
+        bytes: Vec<u8>,
+        local: bool,
+        cast: bool,
+    ) {
         self.metrics.deliveries += 1;
         if !local && self.cfg.loss > 0.0 && self.rng.unit() < self.cfg.loss {
             self.metrics.lost += 1;
@@ -526,6 +604,7 @@ impl Sim {
                 src,
                 bytes,
                 local,
+                cast,
             },
         );
     }

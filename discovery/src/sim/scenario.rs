@@ -25,8 +25,14 @@ pub struct Figures {
     pub join: (Option<Duration>, i64),
     /// One user leaves (LEAVE): until nobody lists it, and the datagrams it caused.
     pub leave: (Option<Duration>, i64),
-    /// One host crashes: until nobody lists it, and the datagrams it caused.
+    /// One client dies (kill -9, its host stays up): until nobody lists it, and the datagrams
+    /// it caused.
+    pub kill: (Option<Duration>, i64),
+    /// One host goes off (no ICMP): until nobody lists its user, and the datagrams it caused.
     pub crash: (Option<Duration>, i64),
+    /// Steady state: unicast datagrams received per host per second (beyond the broadcasts
+    /// every host hears).
+    pub steady_unicast: f64,
     /// Virtual time simulated.
     pub simulated: Duration,
     /// Wall-clock time it took.
@@ -58,6 +64,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
     s.run_to(from + steady);
     let steady_per_host = s.metrics.received_per_host(from, from + steady, hosts);
     let steady_lan = s.metrics.sent_on_lan(from, from + steady);
+    let steady_unicast = s.metrics.unicast_per_host(from, from + steady, hosts);
     let next_second = |s: &mut Sim| {
         let t = Duration::from_secs(s.now().as_secs() + 1);
         s.run_to(t);
@@ -87,6 +94,19 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
 
     next_second(&mut s);
     let t0 = s.now();
+    // At a random moment: the local checks run on a period, and a kill can come at any point.
+    let at = t0 + s.rng().upto(5 * S);
+    s.run_to(at);
+    s.kill(1, 0);
+    let killed = handle(1, 0);
+    let gone = s.run_until(forget, Duration::from_millis(10), |s| {
+        s.running().all(|(h, m)| !s.knows(h, m, &killed))
+    });
+    let spent = s.now() - t0;
+    let kill = (gone, window_from(&mut s, t0, spent, period));
+
+    next_second(&mut s);
+    let t0 = s.now();
     s.crash(0);
     let dead = handle(0, 0);
     let gone = s.run_until(forget, Duration::from_millis(100), |s| {
@@ -103,7 +123,9 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         steady_lan,
         join,
         leave,
+        kill,
         crash,
+        steady_unicast,
         simulated: s.now(),
         wall: wall.elapsed(),
     }

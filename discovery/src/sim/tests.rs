@@ -69,3 +69,53 @@ fn a_small_lan_converges_and_forgets_a_crashed_host() {
     });
     assert!(gone.is_some(), "the crashed host is still known");
 }
+
+/// The goals of the bounded design (README "Discovery at scale"), at a size CI can afford.
+#[test]
+fn two_hundred_hosts_stay_within_the_budget() {
+    let cfg = Config {
+        hosts: 200,
+        ..Config::default()
+    };
+    let f = figures(cfg, Duration::from_secs(30), Duration::from_secs(90));
+    let cold = f.cold.expect("never converged");
+    assert!(cold <= Duration::from_secs(10), "cold start took {cold:?}");
+    assert!(
+        f.cold_peak < 500,
+        "{} datagrams/s into one host",
+        f.cold_peak
+    );
+    assert!(
+        f.steady_lan <= 20.0,
+        "{} datagrams/s on the LAN",
+        f.steady_lan
+    );
+    assert!(
+        f.steady_unicast < 0.1,
+        "{} unicast/s into each host",
+        f.steady_unicast
+    );
+    let join = f.join.0.expect("the newcomer was never known to all");
+    assert!(join <= Duration::from_secs(1), "join known after {join:?}");
+    let kill = f.kill.0.expect("the killed client is still listed");
+    assert!(
+        kill <= Duration::from_secs(60),
+        "kill noticed after {kill:?}"
+    );
+    assert!(f.leave.0.is_some() && f.crash.0.is_some(), "{f:?}");
+}
+
+#[test]
+fn a_cold_start_with_relays_greets_with_hellos_and_asks_each_discovery_once() {
+    let mut s = cold(Config {
+        hosts: 100,
+        ..Config::default()
+    });
+    s.run_to(Duration::from_secs(8));
+    let w = &s.metrics.by_word;
+    // The discoveries told everyone of everyone: no client greets with a JOIN of its own.
+    assert!(!w.contains_key("JOIN"), "{w:?}");
+    assert!(w.get("SLCPX").copied().unwrap_or(0) > 0, "{w:?}");
+    // One bootstrap WHO per discovery, heard by the 99 others; no client broadcasts WHO.
+    assert_eq!(w.get("broadcast WHO").copied(), Some(100 * 99), "{w:?}");
+}
