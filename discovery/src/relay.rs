@@ -2,8 +2,9 @@
 //! clients send their JOIN and WHO to it alone; it announces a new local user at once (later
 //! when the LAN is busy), refreshes them at an interval that grows with the number of users
 //! (RTCP's rule: the LAN's total stays near 15 a second), answers a
-//! remote WHO only when it is one of [`ANSWERERS`] discoveries chosen for the asker, and tells
-//! the LAN at once when a local user's port closes. All of it is plain SLCP.
+//! remote WHO only when it is one of [`ANSWERERS`] discoveries chosen for the asker, tells the
+//! LAN at once when a local user's port closes, and at start asks two other discoveries for
+//! their lists. All of it is plain SLCP.
 //!
 //! Pure like the table: time comes in, datagrams go out; the jitter is a hash of this host's
 //! address and a counter, so a run is the same every time.
@@ -25,8 +26,9 @@ pub const REFRESH_RATE: f64 = 15.0;
 const MIN_REFRESH_DIV: f64 = 3.5;
 /// Discoveries that answer one remote WHO.
 pub const ANSWERERS: usize = 2;
-/// Datagrams per second from other hosts above which a new user's announcement waits.
-const BUSY: u32 = 100;
+/// Datagrams per second from other hosts above which a new user's announcement (and our
+/// question at start) waits.
+const BUSY: u32 = 250;
 /// How often each local user's port is checked (a datagram a closed port bounces).
 const LOCAL_PROBE: Duration = Duration::from_secs(5);
 /// An announcement or a LEAVE goes out a second time this much later: with loss p per
@@ -107,10 +109,10 @@ impl Table {
         });
     }
 
-    /// At start: plans one WHO from the discovery port, so that the discoveries chosen for
-    /// us send the list (and everyone learns that a discovery runs here). It goes out at a
-    /// random moment of its first 5 s: when a whole floor powers up at once,
-    /// a thousand of them must not arrive in the same second.
+    /// At start: plans one WHO from the discovery port to two other discoveries (the lists
+    /// they send back fill the table), at a random moment of the first 5 s, once another
+    /// discovery has been heard: a floor of hosts powering up together learns everything from
+    /// the announcements, and pays two WHO and two lists per host, not one broadcast each.
     pub fn start(&mut self, now: Instant) -> Out {
         let Some(r) = self.relay.as_mut() else {
             return Vec::new();
@@ -190,13 +192,16 @@ impl Table {
     }
 
     /// Whether this discovery is one of those chosen to answer a WHO from `asker`.
-    pub(crate) fn answers(&self, now: Instant, asker: IpAddr) -> bool {
+    pub(crate) fn answers(&self, now: Instant, asker: SocketAddr) -> bool {
         let Some(r) = self.relay.as_ref() else {
             return true;
         };
-        if self.is_local(asker) {
+        if self.is_local(asker.ip()) {
             return true;
         }
+        // Discoveries never broadcast WHO: one from a discovery's port was sent to us alone.
+        let from_discovery = asker.port() == r.whoisport;
+        let asker = asker.ip();
         let alive = self.remote_expiry();
         let mine = weight(asker, r.me);
         let better = r
@@ -205,7 +210,7 @@ impl Table {
             .filter(|(ip, t)| **ip != asker && now.duration_since(**t) <= alive)
             .filter(|(ip, _)| weight(asker, **ip) > mine)
             .count();
-        better < ANSWERERS
+        from_discovery || better < ANSWERERS
     }
 
     /// The list another discovery sent for our WHO at start: users we did not know yet.
@@ -257,13 +262,42 @@ impl Table {
             .into_iter()
             .partition(|(t, _)| *t <= now);
         r.announce = later;
-        let due: Vec<Handle> = due.into_iter().map(|(_, h)| h).collect();
+        // The LAN is busy (a floor powering up): whatever is due waits a random while longer,
+        // so that all hosts together stay near BUSY broadcasts a second.
+        let busy = r.heard.1.max(r.heard.2);
+        let backoff =
+            |r: &mut Relay| Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit());
+        let due: Vec<Handle> = if busy > BUSY {
+            for (_, h) in due {
+                let at = now + backoff(r);
+                r.announce.push((at, h));
+            }
+            Vec::new()
+        } else {
+            due.into_iter().map(|(_, h)| h).collect()
+        };
+        if r.ask_at.is_some_and(|t| now >= t) && busy > BUSY {
+            r.ask_at = Some(now + backoff(r));
+        }
         if r.ask_at.is_some_and(|t| now >= t) {
-            r.ask_at = None;
-            r.asked = Some(now);
-            if let Ok(who) = codec::encode(&Message::Who) {
-                for t in &r.targets {
-                    out.push((*t, who.clone()));
+            let n = r.discoveries.len();
+            if n == 0 {
+                // Nobody to ask yet: whoever comes will announce its users anyway.
+                r.ask_at = Some(now + BOOTSTRAP_SPREAD);
+            } else {
+                // Two of them: what one missed in a storm, the other most likely has.
+                let first = ((r.unit() * n as f64) as usize).min(n - 1);
+                let second = (first + 1 + ((r.unit() * n as f64) as usize) % n.max(2)) % n;
+                let mut ask: Vec<IpAddr> = vec![*r.discoveries.keys().nth(first).expect("n > 0")];
+                if second != first {
+                    ask.push(*r.discoveries.keys().nth(second).expect("n > 0"));
+                }
+                r.ask_at = None;
+                r.asked = Some(now);
+                if let Ok(who) = codec::encode(&Message::Who) {
+                    for ip in ask {
+                        out.push((SocketAddr::new(ip, r.whoisport), who.clone()));
+                    }
                 }
             }
         }
@@ -317,7 +351,11 @@ impl Table {
             .partition(|(t, _)| *t <= now);
         r.again = later;
         send.extend(again.into_iter().map(|(_, d)| d));
-        r.again.extend(fresh.into_iter().map(|d| (now + AGAIN, d)));
+        // Said twice against loss, unless the LAN is busy (the list we ask for at start, after
+        // the storm, fills what was missed then).
+        if busy <= BUSY / 2 {
+            r.again.extend(fresh.into_iter().map(|d| (now + AGAIN, d)));
+        }
         for d in send.drain(..) {
             for t in &r.targets {
                 out.push((*t, d.clone()));

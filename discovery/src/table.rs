@@ -300,7 +300,7 @@ impl Table {
     fn who(&mut self, now: Instant, src: SocketAddr, out: &mut Out) {
         // A WHO poll from a user's own address shows it is alive.
         self.touch(now, src);
-        if !self.answers(now, src.ip()) {
+        if !self.answers(now, src) {
             self.stats.suppressed += 1;
             return;
         }

@@ -188,6 +188,9 @@ pub struct Chat {
     held: Vec<(ConnId, u64, String)>,
     /// Greetings we may still send this second (a flood of new peers is not reflected).
     greet_budget: (Instant, u32),
+    /// Peers to greet later (when our discovery speaks for us): a newcomer on a crowded LAN
+    /// must not get a hello from every host in the same millisecond.
+    greet_later: Vec<(Instant, SocketAddr)>,
     pending: HashMap<u64, PendingCmd>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_pending: u64,
@@ -226,6 +229,7 @@ impl Chat {
             flag_writers: BTreeSet::new(),
             last_who: None,
             greet_budget: (now, GREETS_PER_SEC),
+            greet_later: Vec::new(),
             parts: parts::Parts::default(),
             groups: groups::Groups::default(),
             attention: notify::Attention::default(),
@@ -465,6 +469,9 @@ impl Chat {
         if let Some(d) = self.parts.next_deadline() {
             t = t.min(d);
         }
+        if let Some(d) = self.greet_later.iter().map(|(t, _)| *t).min() {
+            t = t.min(d);
+        }
         if let Some(d) = self.e2e_deadline() {
             t = t.min(d);
         }
@@ -486,6 +493,7 @@ impl Chat {
             self.ask_who(now);
             self.next_heartbeat = now + self.s.heartbeat;
         }
+        self.greet_due(now);
         for (from, text) in self.parts.expired(now) {
             // The rest never came: what did is shown as it came.
             self.deliver(from.to_string(), text, "received");

@@ -3,7 +3,7 @@
 //! loss and crashes, in virtual time from a seed. It runs the real state machines — they are
 //! pure, so a thousand of them fit in one process — and counts every datagram.
 //!
-//! Addresses: host `h` is `10.x.y.z` (h + 1 spread over the last three octets), the broadcast
+//! Addresses: host `h` is `10.x.y.z` (254 hosts to each /24, .1 to .254), the broadcast
 //! address is 10.255.255.255, discovery listens on [`WHOISPORT`], the clients of a host on
 //! 5000, 5001, ... A host that is down receives nothing and sends no ICMP (a machine switched
 //! off or unplugged, the slow case for detection).
@@ -168,8 +168,10 @@ pub struct Sim {
 
 /// The address of host `h`.
 pub fn host_ip(h: usize) -> Ipv4Addr {
-    let n = h as u32 + 1;
-    Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)
+    // 254 hosts per /24: no address ends in .0 or .255 (which read as network and broadcast
+    // addresses, and are refused as a user's address).
+    let (net, host) = (h / 254, h % 254 + 1);
+    Ipv4Addr::new(10, (net >> 8) as u8, net as u8, host as u8)
 }
 
 /// The handle of client `m` of host `h`.

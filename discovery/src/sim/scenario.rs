@@ -60,6 +60,8 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
     let settle = 20 * S;
     s.run_to(settle);
     let cold_peak = s.metrics.peak_received(Duration::ZERO, 20 * S);
+    // At least two refresh intervals (users / 15 per second), or the window may hold none.
+    let steady = steady.max(Duration::from_secs_f64(hosts as f64 / 15.0 * 2.0).ceil_secs());
     let from = s.now();
     s.run_to(from + steady);
     let steady_per_host = s.metrics.received_per_host(from, from + steady, hosts);
@@ -81,7 +83,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
             .all(|(h, m)| s.knows(h, m, &who))
     });
     let spent = s.now() - t0;
-    let join = (known, window_from(&mut s, t0, spent, period));
+    let join = (known, window_from(&mut s, t0, spent, (period, steady_lan)));
 
     next_second(&mut s);
     let t0 = s.now();
@@ -90,7 +92,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &who))
     });
     let spent = s.now() - t0;
-    let leave = (gone, window_from(&mut s, t0, spent, period));
+    let leave = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
 
     next_second(&mut s);
     let t0 = s.now();
@@ -103,7 +105,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &killed))
     });
     let spent = s.now() - t0;
-    let kill = (gone, window_from(&mut s, t0, spent, period));
+    let kill = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
 
     next_second(&mut s);
     let t0 = s.now();
@@ -113,7 +115,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &dead))
     });
     let spent = s.now() - t0;
-    let crash = (gone, window_from(&mut s, t0, spent, period));
+    let crash = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
     Figures {
         hosts,
         loss,
@@ -134,13 +136,31 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
 /// The datagrams on the wire from `t0` for `spent` (whole seconds, at least one) beyond what
 /// the same window of the heartbeat before carried (the steady traffic repeats with the
 /// heartbeat); runs the LAN to the window's end.
-fn window_from(s: &mut Sim, t0: Duration, spent: Duration, period: Duration) -> i64 {
+fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64)) -> i64 {
+    let (period, steady_from, steady_lan) = (base.0, S * 20, base.1);
     let secs = Duration::from_secs(spent.as_secs() + 1);
-    // A window longer than a period is compared with as many whole periods before it.
+    // A window longer than a period is compared with as many whole periods before it, when
+    // they were steady; else with the steady rate.
     let back = period * (secs.as_secs() as u32).div_ceil(period.as_secs().max(1) as u32);
     let end = t0 + secs;
     if s.now() < end {
         s.run_to(end);
     }
-    s.metrics.sent_between(t0, end) as i64 - s.metrics.sent_between(t0 - back, end - back) as i64
+    let before = if t0 >= back + steady_from {
+        s.metrics.sent_between(t0 - back, end - back) as i64
+    } else {
+        (steady_lan * secs.as_secs_f64()).round() as i64
+    };
+    s.metrics.sent_between(t0, end) as i64 - before
+}
+
+trait CeilSecs {
+    fn ceil_secs(self) -> Duration;
+}
+
+impl CeilSecs for Duration {
+    /// Rounded up to whole seconds (the counters are per second).
+    fn ceil_secs(self) -> Duration {
+        Duration::from_secs(self.as_secs() + u64::from(self.subsec_nanos() > 0))
+    }
 }

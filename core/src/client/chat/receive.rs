@@ -528,13 +528,60 @@ impl Chat {
         if self.state != State::Joined {
             return;
         }
+        if self.s.local_discovery && self.peers.len() >= 50 {
+            // Spread over a second per fifty peers, at a moment fixed by the two addresses:
+            // on a crowded LAN every host learns of a newcomer at once, and would greet it at
+            // once.
+            let spread = (self.peers.len() as f64 / 50.0).min(20.0);
+            let mut z = u64::from(self.s.port) ^ 0x9e37_79b9_7f4a_7c15;
+            for b in addr.to_string().bytes().chain(self.me.as_str().bytes()) {
+                z = (z ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            let frac = (z >> 11) as f64 / (1u64 << 53) as f64;
+            if self.greet_later.len() < 4096 {
+                let at = now + Duration::from_secs_f64(spread * frac);
+                self.greet_later.push((at, addr));
+            }
+            return;
+        }
+        self.greet_now(now, addr);
+    }
+
+    /// Greets the peers whose moment came (at most [`GREETS_PER_SEC`] a second; the rest a
+    /// second later).
+    pub(super) fn greet_due(&mut self, now: Instant) {
+        if self.greet_later.is_empty() {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.greet_later)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.greet_later = later;
+        for (_, addr) in due {
+            // Gone meanwhile, or already introduced (we answered its hello first).
+            let Some(h) = self.peers.at(addr) else {
+                continue;
+            };
+            if self.state != State::Joined || self.peers.map()[h].hello_sent.is_some() {
+                continue;
+            }
+            if !self.greet_now(now, addr) {
+                self.greet_later.push((now + Duration::from_secs(1), addr));
+            }
+        }
+    }
+
+    /// Our JOIN (without a discovery speaking for us), AWAY and hello to `addr`; false when
+    /// this second's budget is spent.
+    fn greet_now(&mut self, now: Instant, addr: SocketAddr) -> bool {
         let (since, left) = &mut self.greet_budget;
         if now.duration_since(*since) >= Duration::from_secs(1) {
             *since = now;
             *left = GREETS_PER_SEC;
         }
         if *left == 0 {
-            return debug!("greeting {addr} skipped: too many new peers this second");
+            debug!("greeting {addr} skipped: too many new peers this second");
+            return false;
         }
         *left -= 1;
         self.stats.greeted += 1;
@@ -567,6 +614,7 @@ impl Chat {
         {
             p.hello_sent = Some(now);
         }
+        true
     }
 
     /// Ends a WHO round: a peer whose own host's discovery answered twice in a row without
