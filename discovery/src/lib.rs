@@ -18,6 +18,7 @@ use signal_hook_mio::v1_0::Signals;
 use slcp_core::codec::Forms;
 use slcp_core::net;
 
+mod mix;
 mod relay;
 pub mod sim;
 mod table;

@@ -17,6 +17,7 @@ use log::{debug, info};
 use slcp_core::codec::{self, Handle, Message, UserEntry};
 use slcp_core::net;
 
+use crate::mix;
 use crate::table::{Entry, MAX_ENTRIES, Out, Table};
 
 /// Host refreshes per second on the whole LAN that the refresh interval aims at.
@@ -68,12 +69,10 @@ impl Relay {
             IpAddr::V4(v) => u64::from(u32::from(v)),
             IpAddr::V6(v) => u128::from(v) as u64,
         };
-        let mut z = seed
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(self.turn.wrapping_mul(0xbf58_476d_1ce4_e5b9));
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        mix::unit(mix::finalize(
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(self.turn.wrapping_mul(0xbf58_476d_1ce4_e5b9)),
+        ))
     }
 }
 

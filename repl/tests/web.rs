@@ -297,26 +297,25 @@ async fn a_browser_user_and_a_prompt_user_chat() {
         .unwrap();
     assert_eq!(size, 300_000);
 
-    // alice sends an image and a file from the page.
-    let input = c.find(fantoccini::Locator::Id("file")).await.unwrap();
-    input.send_keys(dot.to_str().unwrap()).await.unwrap();
-    let got = bob
-        .wait_event(10 * S, |e| matches!(e, Event::Image { .. }))
-        .expect("bob got no image");
-    let Event::Image { path, .. } = got else {
-        unreachable!()
-    };
-    assert_eq!(sha(Path::new(&path)), sha(&dot));
-    let input = c.find(fantoccini::Locator::Id("file")).await.unwrap();
-    input.send_keys(doc.to_str().unwrap()).await.unwrap();
-    let got = bob
-        .wait_event(10 * S, |e| matches!(e, Event::File { .. }))
-        .expect("bob got no file");
-    let Event::File { path, .. } = got else {
-        unreachable!()
-    };
-    assert!(path.ends_with("/report.pdf"), "{path}");
-    assert_eq!(sha(Path::new(&path)), sha(&doc));
+    // alice sends an image and a file from the page: bob gets the same bytes.
+    for (src, is_img) in [(&dot, true), (&doc, false)] {
+        let input = c.find(fantoccini::Locator::Id("file")).await.unwrap();
+        input.send_keys(src.to_str().unwrap()).await.unwrap();
+        let got = bob
+            .wait_event(10 * S, |e| match e {
+                Event::Image { .. } => is_img,
+                Event::File { .. } => !is_img,
+                _ => false,
+            })
+            .unwrap_or_else(|| panic!("bob did not get {}", src.display()));
+        let (Event::Image { path, .. } | Event::File { path, .. }) = got else {
+            unreachable!()
+        };
+        if !is_img {
+            assert!(path.ends_with("/report.pdf"), "{path}");
+        }
+        assert_eq!(sha(Path::new(&path)), sha(src));
+    }
 
     // Hidden tab: the next message asks for a browser notification.
     js(

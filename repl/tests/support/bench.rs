@@ -65,3 +65,25 @@ pub fn timed(a: &mut Ipc, b: &mut Ipc, line: &str, done: fn(&Event) -> Option<St
     }
     took
 }
+
+/// Puts `body` into BENCHMARKS.md between `<!-- name -->` and `<!-- /name -->` (the section a
+/// bench owns), or at the end when the markers are not there yet.
+pub fn write_section(name: &str, body: &str) {
+    let md = super::workspace().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&md).unwrap_or_default();
+    let (open, close) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
+    let section = format!("{open}\n{body}{close}\n");
+    let new = match (text.find(&open), text.find(&close)) {
+        (Some(x), Some(y)) => {
+            let rest = &text[y + close.len()..];
+            format!(
+                "{}{section}{}",
+                &text[..x],
+                rest.strip_prefix('\n').unwrap_or(rest)
+            )
+        }
+        _ => format!("{text}\n{section}"),
+    };
+    std::fs::write(&md, new).unwrap();
+    eprintln!("wrote {}", md.display());
+}
