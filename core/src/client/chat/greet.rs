@@ -1,0 +1,108 @@
+//! Greeting the peers we learn of: our JOIN (when no discovery speaks for us), AWAY and the
+//! extension hello, at most 64 a second, and on a crowded LAN spread over time so that a
+//! newcomer is not greeted by every host at once.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use super::{Chat, GREETS_PER_SEC, State};
+use crate::codec::{self, Message};
+
+impl Chat {
+    /// Tells a newly learned peer about us at once (rate-limited: a flood of fake entries is
+    /// not reflected to a flood of addresses).
+    pub(super) fn greet(&mut self, now: Instant, addr: SocketAddr) {
+        if self.state != State::Joined {
+            return;
+        }
+        if self.s.local_discovery && self.peers.len() >= 50 {
+            // Spread over a second per fifty peers, at a moment fixed by the two addresses:
+            // on a crowded LAN every host learns of a newcomer at once, and would greet it at
+            // once.
+            let spread = (self.peers.len() as f64 / 50.0).min(20.0);
+            let mut z = u64::from(self.s.port) ^ 0x9e37_79b9_7f4a_7c15;
+            for b in addr.to_string().bytes().chain(self.me.as_str().bytes()) {
+                z = (z ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            let frac = (z >> 11) as f64 / (1u64 << 53) as f64;
+            if self.greet_later.len() < 4096 {
+                let at = now + Duration::from_secs_f64(spread * frac);
+                self.greet_later.push((at, addr));
+            }
+            return;
+        }
+        self.greet_now(now, addr);
+    }
+
+    /// Greets the peers whose moment came (at most [`GREETS_PER_SEC`] a second; the rest a
+    /// second later).
+    pub(super) fn greet_due(&mut self, now: Instant) {
+        if self.greet_later.is_empty() {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.greet_later)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.greet_later = later;
+        for (_, addr) in due {
+            // Gone meanwhile, or already introduced (we answered its hello first).
+            let Some(h) = self.peers.at(addr) else {
+                continue;
+            };
+            if self.state != State::Joined || self.peers.map()[h].hello_sent.is_some() {
+                continue;
+            }
+            if !self.greet_now(now, addr) {
+                self.greet_later.push((now + Duration::from_secs(1), addr));
+            }
+        }
+    }
+
+    /// Our JOIN (without a discovery speaking for us), AWAY and hello to `addr`; false when
+    /// this second's budget is spent.
+    fn greet_now(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        let (since, left) = &mut self.greet_budget;
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            *since = now;
+            *left = GREETS_PER_SEC;
+        }
+        if *left == 0 {
+            debug!("greeting {addr} skipped: too many new peers this second");
+            return false;
+        }
+        *left -= 1;
+        self.stats.greeted += 1;
+        let me = self.me.clone();
+        let tcp = self
+            .peers
+            .at(addr)
+            .is_some_and(|h| self.peers.map()[h].forms.tcp);
+        let join = Message::Join {
+            handle: me.clone(),
+            port: self.s.port,
+        };
+        let away = self.away.then_some(Message::Away { handle: me });
+        // With our discovery speaking for us, every host's discovery has told its users of us
+        // already: a JOIN to each would only double the traffic of a crowded LAN.
+        let join = (!self.s.local_discovery).then_some(join);
+        for m in join.into_iter().chain(away) {
+            if let Ok(b) = codec::encode(&m) {
+                if tcp {
+                    self.out.tcp.push((addr, b));
+                } else {
+                    self.out.udp.push((addr, b));
+                }
+            }
+        }
+        // Our extensions (SLCP.md "Extensions"): a plain peer drops it as an unknown command.
+        self.hello_to(addr, tcp);
+        if let Some(h) = self.peers.at(addr).cloned()
+            && let Some(p) = self.peers.get_mut(&h)
+        {
+            p.hello_sent = Some(now);
+        }
+        true
+    }
+}
