@@ -17,7 +17,12 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver and every browser it started (its process group): a test that
+    /// fails before closing its session leaves no chromium behind.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -37,8 +42,10 @@ impl Driver {
             "the web UI tests need chromium and chromedriver (apt-get install chromium chromium-driver; .ci/run does)"
         );
         let port = free_port();
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
