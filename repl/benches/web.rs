@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use slcp_core::ipc::Event;
 use support::bench::write_section;
-use support::browser::{Driver, Web, click, js, until};
+use support::browser::{Page, Web, click, js, until};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -84,12 +84,9 @@ async fn main() {
     }
 
     let (mut bob, mut alice) = lan.pair("bob", "alice");
-    let web = Web::start(&lan, "alice");
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let c = driver.session(profile.path()).await;
-    c.goto(&web.url).await.unwrap();
-    assert!(until(&c, "document.body.dataset.ready === 'true'", 10 * S).await);
+    // Keeps slcp web, the driver and the profile until the end.
+    let page = Page::open(&lan, "alice").await;
+    let c = page.c.clone();
     bob.cmd("MSG alice warm").unwrap();
     assert!(
         until(

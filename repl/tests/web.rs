@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use slcp_core::ipc::Event;
-use support::browser::{Driver, Web, click, js, until};
+use support::browser::{Page, Web, click, js, until};
 use support::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -166,15 +166,9 @@ fn sha(p: &Path) -> Vec<u8> {
 async fn a_browser_user_and_a_prompt_user_chat() {
     let lan = lan();
     let (mut bob, _) = lan.pair("bob", "alice");
-    let web = Web::start(&lan, "alice");
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let c = driver.session(profile.path()).await;
-    c.goto(&web.url).await.unwrap();
-    assert!(
-        until(&c, "document.body.dataset.ready === 'true'", 10 * S).await,
-        "the page did not get ready"
-    );
+    // Keeps slcp web, the driver and the profile until the end of the test.
+    let page = Page::open(&lan, "alice").await;
+    let (c, web) = (page.c.clone(), &page.web);
     // The token left the address bar at once.
     assert_eq!(
         c.current_url().await.unwrap().as_str(),
@@ -420,11 +414,9 @@ async fn ten_thousand_messages_open_and_scroll_with_few_nodes() {
         .unwrap();
     drop(store);
     lan.start_client("alice");
-    let web = Web::start(&lan, "alice");
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
-    let c = driver.session(profile.path()).await;
-    c.goto(&web.url).await.unwrap();
+    // Keeps slcp web, the driver and the profile until the end.
+    let page = Page::open(&lan, "alice").await;
+    let c = page.c.clone();
     assert!(
         until(
             &c,

@@ -40,6 +40,8 @@ pub struct Figures {
 }
 
 const S: Duration = Duration::from_secs(1);
+/// The steady state is watched from here on (the cold start has settled).
+const SETTLE: Duration = Duration::from_secs(20);
 
 /// Runs every scenario on `hosts` hosts with `loss`; `steady` is how long the steady state is
 /// watched; `forget` how long a leave or crash may take to be noticed.
@@ -57,8 +59,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().count() == hosts && s.converged()
     });
     // Past the cold start, and far enough for a crash's window to look a few periods back.
-    let settle = 20 * S;
-    s.run_to(settle);
+    s.run_to(SETTLE);
     let cold_peak = s.metrics.peak_received(Duration::ZERO, 20 * S);
     // At least two refresh intervals (users / 15 per second), or the window may hold none.
     let steady = steady.max(Duration::from_secs_f64(hosts as f64 / 15.0 * 2.0).ceil_secs());
@@ -137,7 +138,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
 /// the same window of the heartbeat before carried (the steady traffic repeats with the
 /// heartbeat); runs the LAN to the window's end.
 fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64)) -> i64 {
-    let (period, steady_from, steady_lan) = (base.0, S * 20, base.1);
+    let (period, steady_lan) = base;
     let secs = Duration::from_secs(spent.as_secs() + 1);
     // A window longer than a period is compared with as many whole periods before it, when
     // they were steady; else with the steady rate.
@@ -146,7 +147,7 @@ fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64)
     if s.now() < end {
         s.run_to(end);
     }
-    let before = if t0 >= back + steady_from {
+    let before = if t0 >= back + SETTLE {
         s.metrics.sent_between(t0 - back, end - back) as i64
     } else {
         (steady_lan * secs.as_secs_f64()).round() as i64

@@ -190,3 +190,36 @@ pub async fn click(c: &Client, css: &str) {
     }
     panic!("cannot click {css}: {last:?}");
 }
+
+/// `slcp web` for a user, a browser on its page, the page ready (10 s at most).
+pub struct Page {
+    pub c: Client,
+    pub web: Web,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Page {
+    pub async fn open(lan: &Lan, handle: &str) -> Page {
+        let web = Web::start(lan, handle);
+        let driver = Driver::start();
+        let profile = tempfile::tempdir().unwrap();
+        let c = driver.session(profile.path()).await;
+        c.goto(&web.url).await.unwrap();
+        assert!(
+            until(
+                &c,
+                "document.body.dataset.ready === 'true'",
+                Duration::from_secs(10)
+            )
+            .await,
+            "the page did not get ready"
+        );
+        Page {
+            c,
+            web,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+}
