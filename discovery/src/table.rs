@@ -77,9 +77,9 @@ pub struct Table {
     entries: BTreeMap<Handle, Entry>,
     /// The skeleton of every handle held, to refuse look-alikes in O(1).
     skeletons: HashMap<String, Handle>,
-    /// Handles by port, entries by source address, and this host's users: indexes kept by
-    /// `put` and `take`.
-    by_port: HashMap<u16, Vec<Handle>>,
+    /// Handles by address (this host's addresses as one, see [`Table::key`]), entries by
+    /// source address, and this host's users: indexes kept by `put` and `take`.
+    by_addr: HashMap<SocketAddr, Vec<Handle>>,
     per_ip: HashMap<IpAddr, usize>,
     pub(crate) locals: std::collections::BTreeSet<Handle>,
     pub(crate) expiry: Duration,
@@ -108,7 +108,7 @@ impl Table {
         Table {
             entries: BTreeMap::new(),
             skeletons: HashMap::new(),
-            by_port: HashMap::new(),
+            by_addr: HashMap::new(),
             per_ip: HashMap::new(),
             locals: std::collections::BTreeSet::new(),
             expiry,
@@ -135,7 +135,8 @@ impl Table {
         if let Some(o) = &old {
             self.unindex(&h, o.port, o.ip);
         }
-        self.by_port.entry(port).or_default().push(h.clone());
+        let key = self.key(ip, port);
+        self.by_addr.entry(key).or_default().push(h.clone());
         *self.per_ip.entry(ip).or_default() += 1;
         if self.is_local(ip) {
             self.locals.insert(h);
@@ -153,10 +154,11 @@ impl Table {
     }
 
     fn unindex(&mut self, h: &Handle, port: u16, ip: IpAddr) {
-        if let Some(v) = self.by_port.get_mut(&port) {
+        let key = self.key(ip, port);
+        if let Some(v) = self.by_addr.get_mut(&key) {
             v.retain(|x| x != h);
             if v.is_empty() {
-                self.by_port.remove(&port);
+                self.by_addr.remove(&key);
             }
         }
         if let Some(n) = self.per_ip.get_mut(&ip) {
@@ -168,10 +170,21 @@ impl Table {
         self.locals.remove(h);
     }
 
-    /// The handles whose entries have `port` (few: the index that spares a scan of the table
-    /// for each datagram on a LAN of thousands).
-    fn at_port(&self, port: u16) -> Vec<Handle> {
-        self.by_port.get(&port).cloned().unwrap_or_default()
+    /// `ip`:`port` as the index holds it: every address of this host is one (`same_host`),
+    /// written as loopback. This host's addresses are fixed for the table's life.
+    fn key(&self, ip: IpAddr, port: u16) -> SocketAddr {
+        if net::is_local(ip, &self.local_ips) {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+        } else {
+            SocketAddr::new(ip, port)
+        }
+    }
+
+    /// The handles whose entries are the client at `ip`:`port` (`same_client`): usually one,
+    /// where every client of a LAN may use the same port.
+    fn at_addr(&self, ip: IpAddr, port: u16) -> Vec<Handle> {
+        let key = self.key(ip, port);
+        self.by_addr.get(&key).cloned().unwrap_or_default()
     }
 
     /// The users, by handle.
@@ -281,7 +294,7 @@ impl Table {
 
     fn touch(&mut self, now: Instant, src: SocketAddr) {
         let local = self.local_ips.clone();
-        for h in self.at_port(src.port()) {
+        for h in self.at_addr(src.ip(), src.port()) {
             let Some(e) = self.entries.get_mut(&h) else {
                 continue;
             };
@@ -489,7 +502,7 @@ impl Table {
                 }
             }
             None => {
-                let rename = self.at_port(port).into_iter().find(|h| {
+                let rename = self.at_addr(ip, port).into_iter().find(|h| {
                     self.entries
                         .get(h)
                         .is_some_and(|e| self.same_client(e, ip, port))

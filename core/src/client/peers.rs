@@ -28,7 +28,8 @@ pub const PROBE_WAIT: Duration = Duration::from_millis(400);
 /// A peer as this client knows it.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// Where it receives.
+    /// Where it receives. Changed only through [`Peers::set_addr`] (or a remove and an
+    /// insert) while it is in the table: the table's index by address relies on it.
     pub addr: SocketAddr,
     /// Whether it said AWAY (or a discovery lists it away).
     pub away: bool,
@@ -137,6 +138,9 @@ pub struct Peers {
     map: BTreeMap<Handle, Peer>,
     /// The skeleton of every handle held, to refuse look-alikes in O(1).
     skeletons: HashMap<String, Handle>,
+    /// The handles by the address they receive on: every datagram is matched to its sender by
+    /// address, and a scan of the whole table per datagram costs O(peers) on a large LAN.
+    by_addr: HashMap<SocketAddr, Vec<Handle>>,
     /// This host's addresses.
     pub local_ips: Vec<Ipv4Addr>,
     /// Claims waiting for a probe, at most one per handle.
@@ -183,12 +187,35 @@ impl Peers {
     pub fn remove(&mut self, h: &Handle) -> Option<Peer> {
         self.pending.retain(|p| p.handle != *h);
         self.skeletons.remove(&h.skeleton());
-        self.map.remove(h)
+        let p = self.map.remove(h)?;
+        self.unindex(h, p.addr);
+        Some(p)
+    }
+
+    fn unindex(&mut self, h: &Handle, addr: SocketAddr) {
+        if let Some(v) = self.by_addr.get_mut(&addr) {
+            v.retain(|x| x != h);
+            if v.is_empty() {
+                self.by_addr.remove(&addr);
+            }
+        }
+    }
+
+    /// Moves peer `h` to `addr`.
+    pub fn set_addr(&mut self, h: &Handle, addr: SocketAddr) {
+        let Some(p) = self.map.get_mut(h) else { return };
+        let old = std::mem::replace(&mut p.addr, addr);
+        self.unindex(h, old);
+        self.by_addr.entry(addr).or_default().push(h.clone());
     }
 
     /// Adds a peer.
     pub fn insert(&mut self, h: Handle, p: Peer) {
         self.skeletons.insert(h.skeleton(), h.clone());
+        if let Some(old) = self.map.get(&h) {
+            self.unindex(&h, old.addr);
+        }
+        self.by_addr.entry(p.addr).or_default().push(h.clone());
         self.map.insert(h, p);
     }
 
@@ -225,10 +252,23 @@ impl Peers {
 
     /// The peer whose receiving address is `src` (ip and port).
     pub fn at(&self, src: SocketAddr) -> Option<&Handle> {
-        self.map
-            .iter()
-            .find(|(_, p)| self.same_client(p.addr, src))
-            .map(|(h, _)| h)
+        // Every address `same_client` takes for `src`: itself, and when it is this host's,
+        // each other address of this host. The least handle, as a scan in order would find.
+        let mut at: Vec<IpAddr> = vec![src.ip()];
+        if net::is_local(src.ip(), &self.local_ips) {
+            at.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            at.push(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
+            at.extend(self.local_ips.iter().map(|&ip| IpAddr::V4(ip)));
+        }
+        at.iter()
+            .filter_map(|&ip| self.by_addr.get(&SocketAddr::new(ip, src.port())))
+            .flatten()
+            .filter(|h| {
+                self.map
+                    .get(*h)
+                    .is_some_and(|p| self.same_client(p.addr, src))
+            })
+            .min()
     }
 
     /// The peers on `ip`'s host.

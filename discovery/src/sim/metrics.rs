@@ -39,8 +39,9 @@ pub struct Metrics {
     pub icmp: u64,
     /// SLCP lines a client wanted to send over TCP (not simulated; counted).
     pub tcp_lines: u64,
-    /// Datagrams received from the wire, by their first word (what the traffic is made of).
-    pub by_word: std::collections::BTreeMap<String, u64>,
+    /// Datagrams received from the wire, by broadcast or not and their first word (at most 12
+    /// bytes): a key without an allocation, since every delivery counts.
+    words: std::collections::HashMap<(bool, [u8; 12]), u64>,
 }
 
 fn bump(v: &mut Vec<Vec<u32>>, hosts: usize, now: Duration, h: usize) {
@@ -77,15 +78,30 @@ impl Metrics {
         let word = bytes
             .split(|b| b.is_ascii_whitespace())
             .next()
-            .map(|w| String::from_utf8_lossy(&w[..w.len().min(12)]).into_owned())
             .unwrap_or_default();
-        let key = format!("{}{word}", if cast { "broadcast " } else { "" });
-        if self.by_word.len() < 64 || self.by_word.contains_key(&key) {
-            *self.by_word.entry(key).or_default() += 1;
+        let mut key = (cast, [0u8; 12]);
+        let n = word.len().min(12);
+        key.1[..n].copy_from_slice(&word[..n]);
+        if self.words.len() < 64 || self.words.contains_key(&key) {
+            *self.words.entry(key).or_default() += 1;
         }
         if !cast {
             bump(&mut self.unicast, self.hosts, now, h);
         }
+    }
+
+    /// Datagrams received from the wire, by their first word (what the traffic is made of),
+    /// broadcasts as `broadcast <word>`.
+    pub fn by_word(&self) -> std::collections::BTreeMap<String, u64> {
+        self.words
+            .iter()
+            .map(|((cast, w), n)| {
+                let w = String::from_utf8_lossy(w);
+                let w = w.trim_end_matches('\0');
+                let key = format!("{}{w}", if *cast { "broadcast " } else { "" });
+                (key, *n)
+            })
+            .collect()
     }
 
     pub(super) fn sent(&mut self, now: Duration, h: usize, bytes: usize, on_wire: bool) {

@@ -16,6 +16,7 @@ mod tests;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use slcp_core::client::chat::{Chat, Encryption, NotifyMode, Settings};
@@ -113,7 +114,8 @@ enum Ev {
         host: usize,
         port: u16,
         src: SocketAddr,
-        bytes: Vec<u8>,
+        /// Shared by every receiver of a broadcast.
+        bytes: Rc<[u8]>,
         /// From a node of the same host (loopback, or its own broadcast): not on the wire.
         local: bool,
         /// Part of a broadcast.
@@ -413,7 +415,10 @@ impl Sim {
                 self.hash(&self.now.as_nanos().to_le_bytes());
                 self.hash(&(host as u64).to_le_bytes());
                 self.hash(&port.to_le_bytes());
-                self.hash(src.to_string().as_bytes());
+                if let IpAddr::V4(ip) = src.ip() {
+                    self.hash(&ip.octets());
+                }
+                self.hash(&src.port().to_le_bytes());
                 self.hash(&bytes);
                 if !self.hosts[host].up {
                     self.metrics.to_dead += 1;
@@ -554,6 +559,7 @@ impl Sim {
     fn send(&mut self, host: usize, port: u16, out: Vec<(SocketAddr, Vec<u8>)>) {
         let me = self.hosts[host].ip;
         for (to, bytes) in out {
+            let bytes: Rc<[u8]> = bytes.into();
             let on_wire = !matches!(to.ip(), IpAddr::V4(ip) if ip.is_loopback() || ip == me);
             self.metrics.sent(self.now, host, bytes.len(), on_wire);
             let IpAddr::V4(ip) = to.ip() else {
@@ -564,7 +570,7 @@ impl Sim {
                 // Every host hears a broadcast, the sender's own host too.
                 for h in 0..self.hosts.len() {
                     let src = SocketAddr::new(IpAddr::V4(me), port);
-                    self.deliver(h, to.port(), src, bytes.clone(), h == host, true);
+                    self.deliver(h, to.port(), src, Rc::clone(&bytes), h == host, true);
                 }
             } else if ip.is_loopback() || ip == me {
                 let src_ip = if ip.is_loopback() { ip } else { me };
@@ -585,7 +591,7 @@ impl Sim {
         host: usize,
         port: u16,
         src: SocketAddr,
-        bytes: Vec<u8>,
+        bytes: Rc<[u8]>,
         local: bool,
         cast: bool,
     ) {

@@ -112,7 +112,7 @@ fn a_cold_start_with_relays_greets_with_hellos_and_each_discovery_asks_once() {
         ..Config::default()
     });
     s.run_to(Duration::from_secs(8));
-    let w = &s.metrics.by_word;
+    let w = s.metrics.by_word();
     // The discoveries told everyone of everyone: no client greets with a JOIN of its own.
     assert!(!w.contains_key("JOIN"), "{w:?}");
     assert!(w.get("SLCPX").copied().unwrap_or(0) > 0, "{w:?}");

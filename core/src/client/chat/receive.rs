@@ -447,10 +447,10 @@ impl Chat {
                 true
             }
             Claim::Refresh => {
-                let p = self.peers.get_mut(handle).expect("peer");
+                let p = self.peers.get(handle).expect("peer");
                 // The LAN address is the one other hosts can reach; keep it over loopback.
                 if p.addr.ip().is_loopback() && !addr.ip().is_loopback() {
-                    p.addr = addr;
+                    self.peers.set_addr(handle, addr);
                 }
                 true
             }
