@@ -27,9 +27,14 @@ pub const REFRESH_RATE: f64 = 15.0;
 const MIN_REFRESH_DIV: f64 = 3.5;
 /// Discoveries that answer one remote WHO.
 pub const ANSWERERS: usize = 2;
-/// Datagrams per second from other hosts above which a new user's announcement (and our
-/// question at start) waits.
+/// Datagrams per second from other hosts above which our question at start waits, and an
+/// announcement is said once, not twice.
 const BUSY: u32 = 250;
+/// Announcements of new users per second the whole LAN aims at while many hosts start at
+/// once (a floor powering up): each is a broadcast every host receives.
+const NEWS_RATE: f64 = 150.0;
+/// How far back new users heard count towards the pace of our own announcements.
+const NEWS_WINDOW: Duration = Duration::from_secs(10);
 /// How often each local user's port is checked (a datagram a closed port bounces).
 const LOCAL_PROBE: Duration = Duration::from_secs(5);
 /// An announcement or a LEAVE goes out a second time this much later: with loss p per
@@ -48,11 +53,16 @@ pub struct Relay {
     me: IpAddr,
     /// Other hosts' slcp discoveries, by address, with when they were last heard.
     discoveries: BTreeMap<IpAddr, Instant>,
-    /// Local users to announce, and when.
-    announce: Vec<(Instant, Handle)>,
+    /// Local users to announce: since when, and the draw in [0, 1) that places the
+    /// announcement within the spread the news of the LAN calls for.
+    announce: Vec<(Instant, f64, Handle)>,
+    /// When each new user of another host was heard of, the last [`NEWS_WINDOW`] (bounded).
+    news: std::collections::VecDeque<Instant>,
     /// Datagrams from other hosts: (start of this second, this second's count, last second's).
     heard: (Option<Instant>, u32, u32),
-    next_refresh: Option<Instant>,
+    /// The refresh: from when, and the draw that times it (a share of the refresh interval,
+    /// taken again at each look, so a table that grew meanwhile pushes it back).
+    refresh: Option<(Instant, f64)>,
     next_probe: Option<Instant>,
     asked: Option<Instant>,
     /// When the bootstrap WHO is due.
@@ -63,6 +73,25 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// When an announcement queued at `since` with draw `u` goes out: `u` of the time the
+    /// users heard of lately take at [`NEWS_RATE`]. On a quiet LAN that is at once; while a
+    /// floor powers up, the spread grows with every announcement heard, so each host's draw
+    /// is weighed against what the others already said (RTCP's timer reconsideration) and
+    /// the LAN's rate stays near the aim whatever the number of hosts.
+    fn announce_at(&self, (since, u, _): &(Instant, f64, Handle)) -> Instant {
+        *since + Duration::from_secs_f64(u * self.news.len() as f64 / NEWS_RATE)
+    }
+
+    fn forget_news(&mut self, now: Instant) {
+        while self
+            .news
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > NEWS_WINDOW)
+        {
+            self.news.pop_front();
+        }
+    }
+
     fn unit(&mut self) -> f64 {
         self.turn += 1;
         let seed = match self.me {
@@ -98,8 +127,9 @@ impl Table {
             me,
             discoveries: BTreeMap::new(),
             announce: Vec::new(),
+            news: std::collections::VecDeque::new(),
             heard: (None, 0, 0),
-            next_refresh: None,
+            refresh: None,
             next_probe: None,
             asked: None,
             ask_at: None,
@@ -117,8 +147,7 @@ impl Table {
             return Vec::new();
         };
         r.ask_at = Some(now + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
-        let interval = self.expiry.div_f64(MIN_REFRESH_DIV).mul_f64(0.5 + r.unit());
-        r.next_refresh = Some(now + interval);
+        r.refresh = Some((now, 0.5 + r.unit()));
         r.next_probe = Some(now + LOCAL_PROBE);
         Vec::new()
     }
@@ -172,22 +201,23 @@ impl Table {
         }
     }
 
-    /// A local user is new (or moved): announce it on the LAN, at once unless the LAN is busy.
+    /// A user is new (or moved). A local one is announced on the LAN: at once when the LAN is
+    /// quiet, and while many hosts announce theirs, at the moment its draw gives within the
+    /// spread they call for ([`Relay::announce_at`]). A remote one is news that sets that
+    /// spread.
     pub(crate) fn queue_announce(&mut self, now: Instant, h: &Handle, ip: IpAddr) {
-        if !self.is_local(ip) {
+        let local = self.is_local(ip);
+        let Some(r) = self.relay.as_mut() else { return };
+        if !local {
+            if r.news.len() >= MAX_ENTRIES {
+                r.news.pop_front();
+            }
+            r.news.push_back(now);
             return;
         }
-        let Some(r) = self.relay.as_mut() else { return };
-        let busy = r.heard.1.max(r.heard.2);
-        let wait = if busy > BUSY {
-            // Spread the announcements of a cold start over as many seconds as the LAN is
-            // busier than BUSY.
-            Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit())
-        } else {
-            Duration::ZERO
-        };
-        r.announce.retain(|(_, x)| x != h);
-        r.announce.push((now + wait, h.clone()));
+        let u = r.unit();
+        r.announce.retain(|(_, _, x)| x != h);
+        r.announce.push((now, u, h.clone()));
     }
 
     /// Whether this discovery is one of those chosen to answer a WHO from `asker`.
@@ -256,25 +286,17 @@ impl Table {
 
     /// Announcements due, the refresh and the local probes.
     pub(crate) fn relay_tick(&mut self, now: Instant, out: &mut Out) {
+        let interval = self.refresh_interval();
         let Some(r) = self.relay.as_mut() else { return };
+        r.forget_news(now);
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut r.announce)
             .into_iter()
-            .partition(|(t, _)| *t <= now);
+            .partition(|a| r.announce_at(a) <= now);
         r.announce = later;
-        // The LAN is busy (a floor powering up): whatever is due waits a random while longer,
-        // so that all hosts together stay near BUSY broadcasts a second.
+        let due: Vec<Handle> = due.into_iter().map(|(_, _, h)| h).collect();
         let busy = r.heard.1.max(r.heard.2);
         let backoff =
             |r: &mut Relay| Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit());
-        let due: Vec<Handle> = if busy > BUSY {
-            for (_, h) in due {
-                let at = now + backoff(r);
-                r.announce.push((at, h));
-            }
-            Vec::new()
-        } else {
-            due.into_iter().map(|(_, h)| h).collect()
-        };
         if r.ask_at.is_some_and(|t| now >= t) && busy > BUSY {
             r.ask_at = Some(now + backoff(r));
         }
@@ -300,7 +322,9 @@ impl Table {
                 }
             }
         }
-        let refresh = r.next_refresh.is_some_and(|t| now >= t);
+        let refresh = r
+            .refresh
+            .is_some_and(|(from, d)| now >= from + interval.mul_f64(d));
         let probe = r.next_probe.is_some_and(|t| now >= t);
         let local: Vec<(Handle, Entry)> = self
             .locals
@@ -331,16 +355,14 @@ impl Table {
         if probe {
             for (_, e) in local.iter().filter(|(_, e)| e.own_port) {
                 let to = SocketAddr::new(e.ip, e.port);
-                if let Some(b) = self.answer(now, self.forms_of(to)).into_iter().next() {
+                if let Some(b) = self.answer_first(now, self.forms_of(to)) {
                     out.push((to, b));
                 }
             }
         }
-        let interval = self.refresh_interval();
         let Some(r) = self.relay.as_mut() else { return };
         if refresh {
-            let jitter = 0.75 + 0.5 * r.unit();
-            r.next_refresh = Some(now + interval.mul_f64(jitter));
+            r.refresh = Some((now, 0.75 + 0.5 * r.unit()));
         }
         if probe {
             r.next_probe = Some(now + LOCAL_PROBE);
@@ -367,12 +389,13 @@ impl Table {
 
     /// When the relay must run next.
     pub(crate) fn relay_deadline(&self) -> Option<Instant> {
+        let interval = self.refresh_interval();
         let r = self.relay.as_ref()?;
         [
-            r.announce.iter().map(|(t, _)| *t).min(),
+            r.announce.iter().map(|a| r.announce_at(a)).min(),
             r.again.iter().map(|(t, _)| *t).min(),
             r.ask_at,
-            r.next_refresh,
+            r.refresh.map(|(from, d)| from + interval.mul_f64(d)),
             r.next_probe,
         ]
         .into_iter()

@@ -83,6 +83,12 @@ pub struct Table {
     per_ip: HashMap<IpAddr, usize>,
     pub(crate) locals: std::collections::BTreeSet<Handle>,
     pub(crate) expiry: Duration,
+    /// No entry expires before this (a lower bound).
+    expire_at: Option<Instant>,
+    /// Bumped whenever what a list shows changes (who, where, away).
+    generation: u64,
+    /// The last list encoded: its generation, its forms, its datagrams.
+    answer_cache: std::cell::RefCell<Option<CachedAnswer>>,
     pub(crate) local_ips: Vec<Ipv4Addr>,
     /// Forms learned by exact address (a client that sends no terminator reads like the
     /// reference implementation; several implementations may share a host), and set in the
@@ -101,6 +107,9 @@ pub struct Table {
 
 pub(crate) type Out = Vec<(SocketAddr, Vec<u8>)>;
 
+/// A list as encoded for a WHO: the table's generation then, the forms, the datagrams.
+type CachedAnswer = (u64, Forms, Vec<Vec<u8>>);
+
 impl Table {
     /// An empty table whose refreshed entries live `expiry` without a refresh; `local_ips` are
     /// this host's addresses (a client seen from loopback and from the LAN is one client).
@@ -112,6 +121,9 @@ impl Table {
             per_ip: HashMap::new(),
             locals: std::collections::BTreeSet::new(),
             expiry,
+            expire_at: None,
+            generation: 0,
+            answer_cache: std::cell::RefCell::new(None),
             local_ips,
             forms: HashMap::new(),
             configured: HashMap::new(),
@@ -131,6 +143,7 @@ impl Table {
     fn put(&mut self, h: Handle, e: Entry) -> Option<Entry> {
         self.skeletons.insert(h.skeleton(), h.clone());
         let (port, ip) = (e.port, e.ip);
+        self.generation += 1;
         let old = self.entries.insert(h.clone(), e);
         if let Some(o) = &old {
             self.unindex(&h, o.port, o.ip);
@@ -146,6 +159,7 @@ impl Table {
 
     fn take(&mut self, h: &Handle) -> Option<Entry> {
         self.skeletons.remove(&h.skeleton());
+        self.generation += 1;
         let old = self.entries.remove(h);
         if let Some(o) = &old {
             self.unindex(h, o.port, o.ip);
@@ -354,6 +368,23 @@ impl Table {
     /// The whole list in `forms`: this host's users first (a reader that takes one datagram
     /// gets them whatever else fits).
     pub(crate) fn answer(&self, now: Instant, forms: Forms) -> Vec<Vec<u8>> {
+        // The same list as last time while nothing listed changed and nobody can have expired
+        // (before `expire_at`): every local client asks each heartbeat, and a table of
+        // thousands is costly to encode.
+        let fresh = self.expire_at.is_some_and(|t| now <= t);
+        if let Some((generation, f, list)) = &*self.answer_cache.borrow()
+            && fresh
+            && *generation == self.generation
+            && *f == forms
+        {
+            return list.clone();
+        }
+        let list = self.encode_answer(now, forms);
+        *self.answer_cache.borrow_mut() = Some((self.generation, forms, list.clone()));
+        list
+    }
+
+    fn encode_answer(&self, now: Instant, forms: Forms) -> Vec<Vec<u8>> {
         let mut list: Vec<(bool, UserEntry)> = self
             .entries
             .iter()
@@ -368,6 +399,34 @@ impl Table {
         list.sort_by_key(|(remote, _)| *remote);
         let list: Vec<UserEntry> = list.into_iter().map(|(_, u)| u).collect();
         codec::encode_knowusers_for(&list, &forms)
+    }
+
+    /// The first datagram of [`Table::answer`] (a probe, or a list for a reader that keeps
+    /// only one), without encoding the rest: a datagram holds at most 40 entries (each is at
+    /// least 12 bytes of 512), so this host's users and the first 64 others are enough.
+    pub(crate) fn answer_first(&self, now: Instant, forms: Forms) -> Option<Vec<u8>> {
+        if forms.one_datagram {
+            return self.answer(now, forms).into_iter().next();
+        }
+        let entry = |(h, e): (&Handle, &Entry)| {
+            let mut u = UserEntry::new(h.clone(), e.ip, e.port);
+            u.away = e.away;
+            u
+        };
+        let local = self
+            .locals
+            .iter()
+            .filter_map(|h| self.entries.get_key_value(h))
+            .filter(|(_, e)| self.alive(e, now));
+        let remote = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !net::is_local(e.ip, &self.local_ips) && self.alive(e, now))
+            .take(64);
+        let list: Vec<UserEntry> = local.chain(remote).map(entry).collect();
+        codec::encode_knowusers_for(&list, &forms)
+            .into_iter()
+            .next()
     }
 
     /// Tells this host's clients (all but `except`) what changed.
@@ -385,7 +444,7 @@ impl Table {
         for (to, forms) in targets {
             let bytes = if forms.one_datagram {
                 // It replaces its list with each KNOWUSERS it reads: give it the whole list.
-                self.answer(now, forms).into_iter().next()
+                self.answer_first(now, forms)
             } else {
                 codec::encode(what).ok()
             };
@@ -497,7 +556,7 @@ impl Table {
                     old,
                     deadline: now + PROBE_WAIT,
                 });
-                if let Some(b) = self.answer(now, self.forms_of(old)).into_iter().next() {
+                if let Some(b) = self.answer_first(now, self.forms_of(old)) {
                     out.push((old, b));
                 }
             }
@@ -543,6 +602,7 @@ impl Table {
             self.stats.refused += 1;
             return info!("presence of {h} from {src} refused: not its address");
         }
+        self.generation += 1;
         let e = self.entries.get_mut(h).expect("entry");
         e.away = away;
         e.last_seen = now;
@@ -638,7 +698,7 @@ impl Table {
                 })
                 .collect();
             for (to, forms) in silent {
-                if let Some(b) = self.answer(now, forms).into_iter().next() {
+                if let Some(b) = self.answer_first(now, forms) {
                     out.push((to, b));
                 }
             }
@@ -649,6 +709,28 @@ impl Table {
     /// Drops the heartbeating entries not refreshed for longer than the expiry; returns their
     /// handles.
     pub fn expire(&mut self, now: Instant) -> Vec<Handle> {
+        if self.expire_at.is_some_and(|t| now <= t) {
+            return Vec::new();
+        }
+        // Nobody expires before the oldest refresh does: refreshes only move forward, a new
+        // or newly heartbeating entry lives at least `expiry` from now, and remote entries
+        // live at least as long (a table that shrinks shortens their life, then they go at
+        // the next look, within `expiry`). A table of thousands is not scanned every sweep.
+        let remote = self.remote_expiry();
+        self.expire_at = self
+            .entries
+            .values()
+            .filter(|e| e.refreshed && self.alive(e, now))
+            .map(|e| {
+                let life = if self.is_local(e.ip) {
+                    self.expiry
+                } else {
+                    remote
+                };
+                e.last_seen + life
+            })
+            .chain([now + self.expiry])
+            .min();
         let gone: Vec<Handle> = self
             .entries
             .iter()

@@ -188,9 +188,11 @@ pub struct Chat {
     held: Vec<(ConnId, u64, String)>,
     /// Greetings we may still send this second (a flood of new peers is not reflected).
     greet_budget: (Instant, u32),
-    /// Peers to greet later (when our discovery speaks for us): a newcomer on a crowded LAN
-    /// must not get a hello from every host in the same millisecond.
-    greet_later: Vec<(Instant, SocketAddr)>,
+    /// Peers to greet later (when our discovery speaks for us), with when we learned of each
+    /// and its draw: a newcomer on a crowded LAN must not get a hello from every host in the
+    /// same millisecond. And the earliest any may be due (a lower bound: see greet.rs).
+    greet_later: Vec<(Instant, f64, SocketAddr)>,
+    greet_next: Option<Instant>,
     pending: HashMap<u64, PendingCmd>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_pending: u64,
@@ -202,6 +204,8 @@ pub struct Chat {
     conns: BTreeSet<ConnId>,
     next_heartbeat: Instant,
     next_sweep: Instant,
+    /// No peer expires before this (a lower bound).
+    expire_at: Option<Instant>,
     /// The last command from a prompt, for auto-away.
     last_activity: Instant,
     /// The current away period was started by auto-away.
@@ -230,6 +234,7 @@ impl Chat {
             last_who: None,
             greet_budget: (now, GREETS_PER_SEC),
             greet_later: Vec::new(),
+            greet_next: None,
             parts: parts::Parts::default(),
             groups: groups::Groups::default(),
             attention: notify::Attention::default(),
@@ -246,6 +251,7 @@ impl Chat {
             conns: BTreeSet::new(),
             next_heartbeat: now,
             next_sweep: now,
+            expire_at: None,
             last_activity: now,
             auto_away_active: false,
             commands: builtin_commands(),
@@ -469,7 +475,7 @@ impl Chat {
         if let Some(d) = self.parts.next_deadline() {
             t = t.min(d);
         }
-        if let Some(d) = self.greet_later.iter().map(|(t, _)| *t).min() {
+        if let Some(d) = self.greet_next {
             t = t.min(d);
         }
         if let Some(d) = self.e2e_deadline() {
@@ -534,6 +540,19 @@ impl Chat {
 
     fn expire(&mut self, now: Instant) {
         let expiry = self.s.expiry;
+        if self.expire_at.is_some_and(|t| now <= t) {
+            return;
+        }
+        // Nobody can expire before the oldest sign of life does (signs of life only move
+        // forward, and a new peer's is now): a table of thousands is not scanned every sweep.
+        self.expire_at = self
+            .peers
+            .map()
+            .values()
+            .filter(|p| now.duration_since(p.last_seen) <= expiry)
+            .map(|p| p.last_seen + expiry)
+            .min()
+            .or(Some(now + expiry));
         let gone: Vec<Handle> = self
             .peers
             .map()

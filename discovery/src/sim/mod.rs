@@ -43,7 +43,8 @@ pub struct Config {
     pub seed: u64,
     /// One-way delay of every delivery.
     pub latency: Duration,
-    /// Added to the latency, uniformly from zero to this.
+    /// Added to the latency, uniformly from zero to this: one draw per path (sender and
+    /// receiver), so one flow is never reordered.
     pub jitter: Duration,
     /// Probability that one delivery (one receiver of one datagram) is lost.
     pub loss: f64,
@@ -334,6 +335,11 @@ impl Sim {
         Handle::new(who).is_ok_and(|w| self.hosts[h].clients[m].chat.peers().contains_key(&w))
     }
 
+    /// Whether host `h`'s discovery lists the handle `who`.
+    pub fn discovery_knows(&self, h: usize, who: &str) -> bool {
+        Handle::new(who).is_ok_and(|w| self.hosts[h].disc.entries().contains_key(&w))
+    }
+
     /// Every running client knows every other running client.
     pub fn converged(&self) -> bool {
         let n = self.running().count();
@@ -600,7 +606,18 @@ impl Sim {
             self.metrics.lost += 1;
             return;
         }
-        let at = self.now + self.cfg.latency + self.rng.upto(self.cfg.jitter);
+        // One path per sender and receiver, as on a switched segment: its own delay, so the
+        // datagrams of one flow arrive in order while different flows interleave.
+        let ip = match src.ip() {
+            IpAddr::V4(v) => u64::from(u32::from(v)),
+            IpAddr::V6(_) => 0,
+        };
+        let path = crate::mix::finalize(
+            self.cfg.seed
+                ^ (ip << 16 | u64::from(src.port())).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ ((host as u64) << 16 | u64::from(port)).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+        );
+        let at = self.now + self.cfg.latency + self.cfg.jitter.mul_f64(crate::mix::unit(path));
         self.push(
             at,
             Ev::Deliver {

@@ -15,7 +15,7 @@ pub struct Figures {
     pub loss: f64,
     /// Cold start (all start within 1 s): until everyone knows everyone.
     pub cold: Option<Duration>,
-    /// The most datagrams one host received in one second of the cold start's first 20 s.
+    /// The most datagrams one host received in one second of the cold start (until it settled).
     pub cold_peak: u32,
     /// Steady state: datagrams received per host per second (from the wire).
     pub steady_per_host: f64,
@@ -40,8 +40,14 @@ pub struct Figures {
 }
 
 const S: Duration = Duration::from_secs(1);
-/// The steady state is watched from here on (the cold start has settled).
+/// The steady state is watched from here on at the least (the cold start has settled).
 const SETTLE: Duration = Duration::from_secs(20);
+
+/// When the cold start of `hosts` hosts is over: its announcements, and the hellos every
+/// client spreads over a second per fifteen peers (greet.rs), with ten seconds to spare.
+fn settle(hosts: usize) -> Duration {
+    SETTLE.max(Duration::from_secs(hosts as u64 / 15 + 10))
+}
 
 /// Runs every scenario on `hosts` hosts with `loss`; `steady` is how long the steady state is
 /// watched; `forget` how long a leave or crash may take to be noticed.
@@ -59,8 +65,9 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().count() == hosts && s.converged()
     });
     // Past the cold start, and far enough for a crash's window to look a few periods back.
-    s.run_to(SETTLE);
-    let cold_peak = s.metrics.peak_received(Duration::ZERO, 20 * S);
+    let settled = settle(hosts);
+    s.run_to(settled);
+    let cold_peak = s.metrics.peak_received(Duration::ZERO, settled);
     // At least two refresh intervals (users / 15 per second), or the window may hold none.
     let steady = steady.max(Duration::from_secs_f64(hosts as f64 / 15.0 * 2.0).ceil_secs());
     let from = s.now();
@@ -84,7 +91,10 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
             .all(|(h, m)| s.knows(h, m, &who))
     });
     let spent = s.now() - t0;
-    let join = (known, window_from(&mut s, t0, spent, (period, steady_lan)));
+    let join = (
+        known,
+        window_from(&mut s, t0, spent, (period, steady_lan, settled)),
+    );
 
     next_second(&mut s);
     let t0 = s.now();
@@ -93,7 +103,10 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &who))
     });
     let spent = s.now() - t0;
-    let leave = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
+    let leave = (
+        gone,
+        window_from(&mut s, t0, spent, (period, steady_lan, settled)),
+    );
 
     next_second(&mut s);
     let t0 = s.now();
@@ -106,7 +119,10 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &killed))
     });
     let spent = s.now() - t0;
-    let kill = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
+    let kill = (
+        gone,
+        window_from(&mut s, t0, spent, (period, steady_lan, settled)),
+    );
 
     next_second(&mut s);
     let t0 = s.now();
@@ -116,7 +132,10 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         s.running().all(|(h, m)| !s.knows(h, m, &dead))
     });
     let spent = s.now() - t0;
-    let crash = (gone, window_from(&mut s, t0, spent, (period, steady_lan)));
+    let crash = (
+        gone,
+        window_from(&mut s, t0, spent, (period, steady_lan, settled)),
+    );
     Figures {
         hosts,
         loss,
@@ -137,8 +156,8 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
 /// The datagrams on the wire from `t0` for `spent` (whole seconds, at least one) beyond what
 /// the same window of the heartbeat before carried (the steady traffic repeats with the
 /// heartbeat); runs the LAN to the window's end.
-fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64)) -> i64 {
-    let (period, steady_lan) = base;
+fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64, Duration)) -> i64 {
+    let (period, steady_lan, settled) = base;
     let secs = Duration::from_secs(spent.as_secs() + 1);
     // A window longer than a period is compared with as many whole periods before it, when
     // they were steady; else with the steady rate.
@@ -147,7 +166,7 @@ fn window_from(s: &mut Sim, t0: Duration, spent: Duration, base: (Duration, f64)
     if s.now() < end {
         s.run_to(end);
     }
-    let before = if t0 >= back + SETTLE {
+    let before = if t0 >= back + settled {
         s.metrics.sent_between(t0 - back, end - back) as i64
     } else {
         (steady_lan * secs.as_secs_f64()).round() as i64

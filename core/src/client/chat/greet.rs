@@ -1,6 +1,6 @@
 //! Greeting the peers we learn of: our JOIN (when no discovery speaks for us), AWAY and the
-//! extension hello, at most 64 a second, and on a crowded LAN spread over time so that a
-//! newcomer is not greeted by every host at once.
+//! extension hello, at most 64 a second, and spread over time by the size of the LAN so that
+//! a newcomer is not greeted by every host at once.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -8,45 +8,59 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::{Chat, GREETS_PER_SEC, State};
+
+/// Greetings due within this long of each other go out together.
+const GREET_BATCH: Duration = Duration::from_secs(1);
 use crate::codec::{self, Message};
 
 impl Chat {
-    /// Tells a newly learned peer about us at once (rate-limited: a flood of fake entries is
-    /// not reflected to a flood of addresses).
+    /// Tells a newly learned peer about us: at once without a discovery of our own; with one,
+    /// at a moment spread by the size of the LAN (rate-limited either way: a flood of fake
+    /// entries is not reflected to a flood of addresses).
     pub(super) fn greet(&mut self, now: Instant, addr: SocketAddr) {
         if self.state != State::Joined {
             return;
         }
-        if self.s.local_discovery && self.peers.len() >= 50 {
-            // Spread over a second per fifty peers, at a moment fixed by the two addresses:
-            // on a crowded LAN every host learns of a newcomer at once, and would greet it at
-            // once.
-            let spread = (self.peers.len() as f64 / 50.0).min(20.0);
+        if self.s.local_discovery {
             let mut z = u64::from(self.s.port) ^ 0x9e37_79b9_7f4a_7c15;
             for b in addr.to_string().bytes().chain(self.me.as_str().bytes()) {
                 z = (z ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
             }
             let frac = (z >> 11) as f64 / (1u64 << 53) as f64;
             if self.greet_later.len() < 4096 {
-                let at = now + Duration::from_secs_f64(spread * frac);
-                self.greet_later.push((at, addr));
+                self.greet_later.push((now, frac, addr));
+                let at = self.greet_at(now, frac);
+                self.greet_next = Some(self.greet_next.map_or(at, |t| t.min(at)));
             }
             return;
         }
         self.greet_now(now, addr);
     }
 
+    /// When a peer learned at `since`, with draw `frac`, is greeted: `frac` of a second per
+    /// fifteen peers we know now (at most five minutes), a moment fixed by the two addresses.
+    /// Every host learns of a newcomer at once and would greet it at once; and a floor powering
+    /// up greets each pair once, about fifteen hellos (and their answers) a second per host,
+    /// whatever the number of hosts. The spread is taken again at each look, with the peers
+    /// known then (RTCP's timer reconsideration): the first hosts of a cold start are learned
+    /// while the table is small, and would otherwise be greeted by everyone together.
+    fn greet_at(&self, since: Instant, frac: f64) -> Instant {
+        // In whole milliseconds: this runs for every waiting peer at each look.
+        let spread_ms = (self.peers.len() as u64 * 1000 / 15).min(300_000);
+        since + Duration::from_millis((spread_ms as f64 * frac) as u64)
+    }
+
     /// Greets the peers whose moment came (at most [`GREETS_PER_SEC`] a second; the rest a
     /// second later).
     pub(super) fn greet_due(&mut self, now: Instant) {
-        if self.greet_later.is_empty() {
+        if self.greet_next.is_none_or(|t| t > now) {
             return;
         }
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.greet_later)
             .into_iter()
-            .partition(|(t, _)| *t <= now);
+            .partition(|(t, f, _)| self.greet_at(*t, *f) <= now);
         self.greet_later = later;
-        for (_, addr) in due {
+        for (_, _, addr) in due {
             // Gone meanwhile, or already introduced (we answered its hello first).
             let Some(h) = self.peers.at(addr) else {
                 continue;
@@ -55,9 +69,21 @@ impl Chat {
                 continue;
             }
             if !self.greet_now(now, addr) {
-                self.greet_later.push((now + Duration::from_secs(1), addr));
+                self.greet_later
+                    .push((now + Duration::from_secs(1), 0.0, addr));
             }
         }
+        // While the table grows these are lower bounds: a tick at one may find nothing due
+        // yet, and looks again. If it shrinks, a greeting waits at most until the moment
+        // reckoned with the larger table.
+        // The next look comes a second late at most: greetings go in batches, and a
+        // crowded LAN's thousand waiting peers are not scanned a thousand times.
+        self.greet_next = self
+            .greet_later
+            .iter()
+            .map(|(t, f, _)| self.greet_at(*t, *f))
+            .min()
+            .map(|t| t.max(now + GREET_BATCH));
     }
 
     /// Our JOIN (without a discovery speaking for us), AWAY and hello to `addr`; false when

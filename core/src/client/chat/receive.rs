@@ -370,10 +370,12 @@ impl Chat {
                 }
                 continue;
             }
-            if !self.claim(now, &e.handle, addr) {
+            let round = self.round;
+            // A peer listed again where it is (every list repeats them all): one lookup.
+            let known = self.peers.get(&e.handle).is_some_and(|p| p.addr == addr);
+            if !known && !self.claim(now, &e.handle, addr) {
                 continue;
             }
-            let round = self.round;
             let Some(p) = self.peers.get_mut(&e.handle) else {
                 continue;
             };
@@ -424,6 +426,13 @@ impl Chat {
 
     /// Takes in a claim that `handle` is at `addr`; true when `handle` is (still) a peer there.
     pub(super) fn claim(&mut self, now: Instant, handle: &Handle, addr: SocketAddr) -> bool {
+        // The common case first, in one lookup: a peer listed again where it is (every list
+        // repeats them all, each heartbeat).
+        if let Some(p) = self.peers.get(handle)
+            && p.addr == addr
+        {
+            return true;
+        }
         // A peer already held passed this test when it came (and HANDLE refuses a new handle
         // that looks like a peer's): skeletons are costly, and every KNOWUSERS repeats them all.
         if self.peers.get(handle).is_none() && handle.confusable_with(&self.me) {
