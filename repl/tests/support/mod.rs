@@ -8,6 +8,7 @@ pub mod bench;
 pub mod browser;
 pub mod capture;
 pub mod fake;
+pub mod netns;
 pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
