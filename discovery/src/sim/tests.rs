@@ -111,7 +111,7 @@ fn a_cold_start_with_relays_greets_with_hellos_and_each_discovery_asks_once() {
         hosts: 100,
         ..Config::default()
     });
-    // The hellos are spread over a second per fifteen peers, in batches a second apart.
+    // The hellos are spread over a second per fifteen peers, in batches.
     s.run_to(Duration::from_secs(12));
     let w = s.metrics.by_word();
     // The discoveries told everyone of everyone: no client greets with a JOIN of its own.

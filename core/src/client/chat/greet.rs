@@ -9,8 +9,6 @@ use log::debug;
 
 use super::{Chat, GREETS_PER_SEC, State};
 
-/// Greetings due within this long of each other go out together.
-const GREET_BATCH: Duration = Duration::from_secs(1);
 use crate::codec::{self, Message};
 
 impl Chat {
@@ -76,14 +74,16 @@ impl Chat {
         // While the table grows these are lower bounds: a tick at one may find nothing due
         // yet, and looks again. If it shrinks, a greeting waits at most until the moment
         // reckoned with the larger table.
-        // The next look comes a second late at most: greetings go in batches, and a
-        // crowded LAN's thousand waiting peers are not scanned a thousand times.
+        // Greetings go in batches, a twentieth of the spread apart (a second at most): a
+        // crowded LAN's thousand waiting peers are not scanned a thousand times, and a small
+        // one's hellos wait a few milliseconds at most.
+        let batch = Duration::from_millis((self.peers.len() as u64 * 10 / 3).min(1000));
         self.greet_next = self
             .greet_later
             .iter()
             .map(|(t, f, _)| self.greet_at(*t, *f))
             .min()
-            .map(|t| t.max(now + GREET_BATCH));
+            .map(|t| t.max(now + batch));
     }
 
     /// Our JOIN (without a discovery speaking for us), AWAY and hello to `addr`; false when
