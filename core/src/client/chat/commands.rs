@@ -460,6 +460,11 @@ impl Chat {
                 c as u32
             ));
         }
+        // A peer still waiting for our greeting (spread on a crowded LAN) gets it now, before
+        // the first words: it learns we are slcp before it reads us.
+        if let Some(addr) = self.peers.get(to).map(|p| p.addr) {
+            self.greet_before_talking(addr);
+        }
         match self.route(to) {
             Route::Plain => {}
             Route::Refuse(why) => return Err(why),

@@ -86,6 +86,26 @@ impl Chat {
             .map(|t| t.max(now + batch));
     }
 
+    /// Greets `addr` at once if its greeting is still waiting (we are about to talk to it).
+    pub(super) fn greet_before_talking(&mut self, addr: SocketAddr) {
+        let Some(i) = self.greet_later.iter().position(|(_, _, a)| *a == addr) else {
+            return;
+        };
+        self.greet_later.swap_remove(i);
+        let introduced = self
+            .peers
+            .at(addr)
+            .is_some_and(|h| self.peers.map()[h].hello_sent.is_some());
+        if introduced || self.state != State::Joined {
+            return;
+        }
+        let now = self.clock;
+        if !self.greet_now(now, addr) {
+            self.greet_later
+                .push((now + Duration::from_secs(1), 0.0, addr));
+        }
+    }
+
     /// Our JOIN (without a discovery speaking for us), AWAY and hello to `addr`; false when
     /// this second's budget is spent.
     fn greet_now(&mut self, now: Instant, addr: SocketAddr) -> bool {
