@@ -27,6 +27,8 @@ pub struct Metrics {
     pub datagrams_received: u64,
     /// Of those, from the host itself (its own broadcasts, loopback).
     pub received_local: u64,
+    /// Of those, by a discovery (the rest by clients).
+    pub received_by_discovery: u64,
     /// Receivers a datagram was sent towards (a broadcast counts once per host).
     pub deliveries: u64,
     /// Deliveries lost on the wire.

@@ -432,6 +432,7 @@ impl Sim {
                 }
                 self.metrics.received(self.now, host, &bytes, local, cast);
                 if port == WHOISPORT {
+                    self.metrics.received_by_discovery += 1;
                     let out = self.hosts[host].disc.datagram(now, src, &bytes);
                     self.send(host, WHOISPORT, out);
                     self.arm(Node::Disc(host));

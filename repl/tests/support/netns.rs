@@ -71,6 +71,9 @@ pub struct Net {
     pub bin: PathBuf,
     pub hosts: Vec<Host>,
     pub extra: String,
+    /// The heartbeat and expiry every config gets: short, for tests that wait for them; the
+    /// scale bench's reality check clears it for the defaults (10 s and 35 s).
+    pub timing: String,
 }
 
 impl Net {
@@ -97,6 +100,7 @@ impl Net {
             dir,
             name,
             extra: extra.into(),
+            timing: "heartbeat = 0.5\nexpiry = 2".into(),
         };
         for i in 1..=n {
             net.add_host_entry(i);
@@ -140,7 +144,8 @@ impl Net {
         std::fs::write(
             &p,
             format!(
-                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\nheartbeat = 0.5\nexpiry = 2\nbundled = []\nimagepath = \"{}\"\n{}\n{}\n{more}\n",
+                "handle = \"{handle}\"\nwhoisport = 4000\nport = [5000, 5010]\n{}\nbundled = []\nimagepath = \"{}\"\n{}\n{}\n{more}\n",
+                self.timing,
                 host.home.join(format!("img-{handle}")).display(),
                 // Encryption is the e2e tests' subject; elsewhere messages stay plain events.
                 if self.extra.contains("encryption") || more.contains("encryption") {

@@ -1,0 +1,226 @@
+//! The scale simulator's reality check: the same cold start, steady state and join with real
+//! `slcp` processes on 40 network-namespace hosts (a bridge, as in the LAN tests), default
+//! timing, one user per host, and then in the simulator (`slcp_discovery::sim`) with the start
+//! times the real clients had. Compared: the time until every client knows every other, and the
+//! datagrams every discovery and client received (their own counters: the discovery's status
+//! line, the client's `STATUS --json`). Root required. `cargo bench -p slcp --bench scale_real`
+//! writes the "Scale: reality check" section of BENCHMARKS.md.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use slcp_discovery::sim::{Config, Rng, Sim, handle};
+use support::netns::*;
+use support::*;
+
+const S: Duration = Duration::from_secs(1);
+const HOSTS: usize = 40;
+/// The cold start is over (announcements, and hellos spread over 39 / 15 s) by then.
+const SETTLED: Duration = Duration::from_secs(20);
+/// The steady state is watched this long after that.
+const STEADY: Duration = Duration::from_secs(30);
+
+/// Datagrams received so far by host `h`'s discovery and by its client.
+fn received(net: &Net, ipc: &mut Ipc, h: usize) -> (u64, u64) {
+    let disc = in_ns(&net.hosts[h - 1].ns.clone(), || {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:4000").unwrap();
+        s.set_read_timeout(Some(2 * S)).unwrap();
+        let mut l = String::new();
+        std::io::Read::read_to_string(&mut s, &mut l).unwrap();
+        let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+        v["datagrams"].as_u64().unwrap()
+    });
+    let status = ipc.cmd("STATUS --json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status[0]).unwrap();
+    (disc, v["datagrams"].as_u64().unwrap())
+}
+
+fn peers(ipc: &mut Ipc) -> u64 {
+    let status = ipc.cmd("STATUS --json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status[0]).unwrap();
+    v["peers"].as_u64().unwrap()
+}
+
+/// Polls every client until each knows `want` peers; the moment the last one did (since `t0`).
+fn until_all_know(ipcs: &mut [Ipc], want: u64, t0: Instant, limit: Duration) -> Duration {
+    let mut done = vec![false; ipcs.len()];
+    let deadline = Instant::now() + limit;
+    while done.iter().any(|d| !d) {
+        assert!(
+            Instant::now() < deadline,
+            "not every client knew {want} peers within {limit:?}"
+        );
+        for (i, ipc) in ipcs.iter_mut().enumerate() {
+            if !done[i] && peers(ipc) >= want {
+                done[i] = true;
+            }
+        }
+    }
+    t0.elapsed()
+}
+
+fn row(what: &str, real: f64, sim: f64, unit: &str) -> String {
+    let diff = 100.0 * (real - sim) / sim.max(f64::MIN_POSITIVE);
+    format!("| {what} | {real:.2} {unit} | {sim:.2} {unit} | {diff:+.0} % |")
+}
+
+fn main() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(HOSTS, "");
+    // The defaults (heartbeat 10 s, expiry 35 s), as the simulator's.
+    net.timing = String::new();
+    for h in 1..=HOSTS {
+        net.start_discovery(h);
+    }
+    // Every client starts within the first second, at seeded moments, as in the simulator;
+    // a start takes as long as the process needs to be ready, so the real moments are kept.
+    let mut rng = Rng::new(1);
+    let mut plan: Vec<Duration> = (0..HOSTS).map(|_| rng.upto(S)).collect();
+    plan.sort();
+    let t0 = Instant::now();
+    let mut started = Vec::new();
+    for (i, at) in plan.iter().enumerate() {
+        // Pacing to a planned moment, not waiting for an event.
+        std::thread::sleep(at.saturating_sub(t0.elapsed()));
+        net.start_client(i + 1, &handle(i, 0), "");
+        started.push(t0.elapsed());
+    }
+    let mut ipcs: Vec<Ipc> = (0..HOSTS).map(|i| net.ipc(i + 1, &handle(i, 0))).collect();
+    let real_cold = until_all_know(&mut ipcs, HOSTS as u64 - 1, t0, 30 * S);
+    // (discoveries, clients)
+    let total = |net: &Net, ipcs: &mut [Ipc]| -> (u64, u64) {
+        (0..HOSTS)
+            .map(|i| received(net, &mut ipcs[i], i + 1))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
+    // Pacing to the planned moments of the scenario.
+    std::thread::sleep(SETTLED.saturating_sub(t0.elapsed()));
+    let real_settled = total(&net, &mut ipcs);
+    let settled_at = t0.elapsed();
+    std::thread::sleep((SETTLED + STEADY).saturating_sub(t0.elapsed()));
+    let real_end = total(&net, &mut ipcs);
+    let real_steady = real_end.0 + real_end.1 - real_settled.0 - real_settled.1;
+    let steady_secs = (t0.elapsed() - settled_at).as_secs_f64();
+    // One join: a new host, its discovery up first, then its user. Each client's IPC
+    // connection waits for the join event on a thread of its own.
+    sh(&["host", &net.name, &(HOSTS + 1).to_string(), "10.99.0.41/24"]).unwrap();
+    net.add_host_entry(HOSTS + 1);
+    net.start_discovery(HOSTS + 1);
+    let newcomer = handle(HOSTS, 0);
+    let waiters: Vec<_> =
+        ipcs.drain(..)
+            .map(|mut ipc| {
+                let who = newcomer.clone();
+                std::thread::spawn(move || {
+                    ipc.wait_event(10 * S, |e| {
+                    matches!(e, slcp_core::ipc::Event::Join { handle, .. } if *handle == who)
+                })
+                .map(|_| Instant::now())
+                })
+            })
+            .collect();
+    let spawned = Instant::now();
+    net.start_client(HOSTS + 1, &newcomer, "");
+    let ready = Instant::now();
+    let known: Vec<Instant> = waiters
+        .into_iter()
+        .map(|w| {
+            w.join()
+                .unwrap()
+                .expect("every client hears of the newcomer")
+        })
+        .collect();
+    let last = known.into_iter().max().expect("clients");
+    let real_join = last.saturating_duration_since(ready);
+    let real_join_spawn = last - spawned;
+
+    // The simulator, with the same moments.
+    let mut sim = Sim::new(Config {
+        hosts: HOSTS,
+        ..Config::default()
+    });
+    for (i, at) in started.iter().enumerate() {
+        sim.start_client(i, 0, *at);
+    }
+    let cold = sim
+        .run_until(30 * S, Duration::from_millis(1), |s| {
+            s.running().count() == HOSTS && s.converged()
+        })
+        .expect("the simulated cold start converges");
+    sim.run_to(SETTLED);
+    let sim_settled = sim.metrics.datagrams_received;
+    let sim_settled_disc = sim.metrics.received_by_discovery;
+    sim.run_to(SETTLED + STEADY);
+    let sim_steady = sim.metrics.datagrams_received - sim_settled;
+    let new = sim.add_host();
+    sim.start_client(new, 0, sim.now());
+    let who = handle(new, 0);
+    let sim_join = sim
+        .run_until(10 * S, Duration::from_micros(100), |s| {
+            s.running()
+                .filter(|&(h, _)| h != new)
+                .all(|(h, m)| s.knows(h, m, &who))
+        })
+        .expect("the simulated join is known");
+
+    let last_start = started.last().copied().unwrap_or_default();
+    let rows = [
+        row(
+            "cold start: every client knows every other, from the first start",
+            real_cold.as_secs_f64(),
+            cold.as_secs_f64(),
+            "s",
+        ),
+        row(
+            "cold start: the same, from the last client's start",
+            (real_cold - last_start).as_secs_f64() * 1e3,
+            (cold.saturating_sub(last_start)).as_secs_f64() * 1e3,
+            "ms",
+        ),
+        row(
+            "datagrams received in the first 20 s, all discoveries and clients",
+            (real_settled.0 + real_settled.1) as f64,
+            sim_settled as f64,
+            "",
+        ),
+        row(
+            "of which by the discoveries",
+            real_settled.0 as f64,
+            sim_settled_disc as f64,
+            "",
+        ),
+        row(
+            "of which by the clients",
+            real_settled.1 as f64,
+            (sim_settled - sim_settled_disc) as f64,
+            "",
+        ),
+        row(
+            "steady state: datagrams received per second, all hosts",
+            real_steady as f64 / steady_secs,
+            sim_steady as f64 / STEADY.as_secs_f64(),
+            "",
+        ),
+        row(
+            "one join: every other client knows the new user, from its client's start",
+            real_join.as_secs_f64() * 1e3,
+            sim_join.as_secs_f64() * 1e3,
+            "ms",
+        ),
+    ];
+    eprintln!(
+        "join from the spawn of the newcomer's process: {:.2} ms",
+        real_join_spawn.as_secs_f64() * 1e3
+    );
+    let body = format!(
+        "## Scale: reality check\n\nGenerated by `cargo bench -p slcp --bench scale_real` (root): {HOSTS} network-namespace hosts on one bridge, real `slcp discovery` and `slcp client` processes with the default timing (heartbeat 10 s, expiry 35 s), one user per host, started within the first second ({:.2} s to the last start, the moments kept) and then the simulator with the same start moments. Datagrams are the discoveries' and clients' own counters of what they received (the simulator's: every delivery to a running node); clients' knowledge is polled over IPC (`STATUS --json`) in the cold start, and for the join each client's join event is awaited; a real start is timed from the moment the client process says it is ready.\n\n| measure | real | simulator | real against simulator |\n|---|---|---|---|\n{}\n\n",
+        last_start.as_secs_f64(),
+        rows.join("\n")
+    );
+    eprintln!("{body}");
+    support::bench::write_section("scale-real", &body);
+}
