@@ -33,6 +33,10 @@ const BUSY: u32 = 250;
 /// Announcements of new users per second the whole LAN aims at while many hosts start at
 /// once (a floor powering up): each is a broadcast every host receives.
 const NEWS_RATE: f64 = 150.0;
+/// New users heard in the last second above which the LAN is still announcing (our question
+/// at start waits): twice the refresh rate, since to a discovery that just started every
+/// refresh of the LAN names a user new to it.
+const QUIET_NEWS: usize = 2 * REFRESH_RATE as usize;
 /// How far back new users heard count towards the pace of our own announcements.
 const NEWS_WINDOW: Duration = Duration::from_secs(10);
 /// How often each local user's port is checked (a datagram a closed port bounces).
@@ -299,6 +303,19 @@ impl Table {
             |r: &mut Relay| Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit());
         if r.ask_at.is_some_and(|t| now >= t) && busy > BUSY {
             r.ask_at = Some(now + backoff(r));
+        }
+        // While new users are still being announced (a floor powering up), a list asked for now
+        // would lack them: the question waits until the news stops, then goes out at a moment
+        // of the next few seconds (so the hosts do not all ask at once), and its answers fill
+        // what the storm made us miss.
+        let lately = r
+            .news
+            .iter()
+            .rev()
+            .take_while(|t| now.duration_since(**t) < Duration::from_secs(1))
+            .count();
+        if r.ask_at.is_some_and(|t| now >= t) && lately > QUIET_NEWS {
+            r.ask_at = Some(now + Duration::from_secs(1) + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
         }
         if r.ask_at.is_some_and(|t| now >= t) {
             let n = r.discoveries.len();
