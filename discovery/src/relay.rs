@@ -1,9 +1,9 @@
 //! The discovery as its host's voice on the LAN (README "Discovery at scale"): this host's slcp
-//! clients send their JOIN and WHO to it alone; it announces a new local user at once (later
-//! when the LAN is busy), refreshes them at an interval that grows with the number of users
+//! clients send their JOIN and WHO to it alone; it announces a new local user at once (paced
+//! while many hosts announce theirs), refreshes them at an interval that grows with the number of users
 //! (RTCP's rule: the LAN's total stays near 15 a second), answers a
 //! remote WHO only when it is one of [`ANSWERERS`] discoveries chosen for the asker, tells the
-//! LAN at once when a local user's port closes, and at start asks two other discoveries for
+//! LAN at once when a local user's port closes, and at start asks three other discoveries for
 //! their lists. All of it is plain SLCP.
 //!
 //! Pure like the table: time comes in, datagrams go out; the jitter is a hash of this host's
@@ -27,6 +27,8 @@ pub const REFRESH_RATE: f64 = 15.0;
 const MIN_REFRESH_DIV: f64 = 3.5;
 /// Discoveries that answer one remote WHO.
 pub const ANSWERERS: usize = 2;
+/// Other discoveries a discovery asks for their lists at start.
+const ASKED: usize = 3;
 /// Datagrams per second from other hosts above which our question at start waits, and an
 /// announcement is said once, not twice.
 const BUSY: u32 = 250;
@@ -142,10 +144,11 @@ impl Table {
         });
     }
 
-    /// At start: plans one WHO from the discovery port to two other discoveries (the lists
+    /// At start: plans one WHO from the discovery port to three other discoveries (the lists
     /// they send back fill the table), at a random moment of the first 5 s, once another
-    /// discovery has been heard: a floor of hosts powering up together learns everything from
-    /// the announcements, and pays two WHO and two lists per host, not one broadcast each.
+    /// discovery has been heard and the LAN has stopped announcing new users: a floor of hosts
+    /// powering up together learns everything from the announcements, and pays three WHO and
+    /// three lists per host (which fill what loss made it miss), not one broadcast each.
     pub fn start(&mut self, now: Instant) -> Out {
         let Some(r) = self.relay.as_mut() else {
             return Vec::new();
@@ -323,13 +326,23 @@ impl Table {
                 // Nobody to ask yet: whoever comes will announce its users anyway.
                 r.ask_at = Some(now + BOOTSTRAP_SPREAD);
             } else {
-                // Two of them: what one missed in a storm, the other most likely has.
-                let first = ((r.unit() * n as f64) as usize).min(n - 1);
-                let second = (first + 1 + ((r.unit() * n as f64) as usize) % n.max(2)) % n;
-                let mut ask: Vec<IpAddr> = vec![*r.discoveries.keys().nth(first).expect("n > 0")];
-                if second != first {
-                    ask.push(*r.discoveries.keys().nth(second).expect("n > 0"));
+                // Three of them: what one missed in a storm (or lost on the way back), the
+                // others most likely have.
+                let want = ASKED.min(n);
+                let mut picks: Vec<usize> = Vec::new();
+                for _ in 0..64 {
+                    let i = ((r.unit() * n as f64) as usize).min(n - 1);
+                    if !picks.contains(&i) {
+                        picks.push(i);
+                    }
+                    if picks.len() == want {
+                        break;
+                    }
                 }
+                let ask: Vec<IpAddr> = picks
+                    .iter()
+                    .filter_map(|&i| r.discoveries.keys().nth(i).copied())
+                    .collect();
                 r.ask_at = None;
                 r.asked = Some(now);
                 if let Ok(who) = codec::encode(&Message::Who) {

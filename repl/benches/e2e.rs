@@ -1,6 +1,7 @@
 //! End-to-end benchmarks of real `slcp` processes on loopback, each figure beside a baseline
 //! measured by this program in the same run: `cargo bench --bench e2e` (`-- --big` adds 1 GiB).
-//! Prints a table and writes it to BENCHMARKS.md (keeping the notes below `<!-- notes -->`).
+//! Prints a table and writes it to BENCHMARKS.md (keeping the notes below `<!-- notes -->`);
+//! `-- --history` and `-- --throughput` run one part alone and only print it.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -796,6 +797,14 @@ fn main() {
         // Only what the history costs, printed (BENCHMARKS.md is left as it is).
         latency(&mut rows);
         history_cost(&mut rows);
+        return;
+    }
+    if std::env::args().any(|a| a == "--throughput") {
+        // Only the MSG throughput search, printed (BENCHMARKS.md is left as it is).
+        throughput(&mut rows);
+        for r in &rows {
+            eprintln!("{} | {} | {}", r.what, r.value, r.ratio);
+        }
         return;
     }
     let mut raw = raw_udp_one_way(5000);
