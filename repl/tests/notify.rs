@@ -135,6 +135,10 @@ fn messages_become_desktop_notifications_but_not_ones_own_or_the_focused_convers
     )
     .unwrap();
     b.cmd("FOCUS").unwrap();
+    // A group goes as a group only to peers whose extension hello came (greetings are spread
+    // over a client's first seconds): wait for carol's at both.
+    a.wait_who("carol", "slcpx:", 5 * S);
+    b.wait_who("carol", "slcpx:", 5 * S);
     c.cmd("MSG alice,bob lunch?").unwrap();
     let mut got = vec![
         calls.recv_timeout(5 * S).expect("no Notify for the group"),

@@ -193,6 +193,10 @@ pub struct Chat {
     /// same millisecond. And the earliest any may be due (a lower bound: see greet.rs).
     greet_later: Vec<(Instant, f64, SocketAddr)>,
     greet_next: Option<Instant>,
+    /// When we started, and when each peer of the last second was learned: a quiet LAN's
+    /// newcomer is greeted at once (greet.rs).
+    started: Option<Instant>,
+    learned: std::collections::VecDeque<Instant>,
     pending: HashMap<u64, PendingCmd>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_pending: u64,
@@ -235,6 +239,8 @@ impl Chat {
             greet_budget: (now, GREETS_PER_SEC),
             greet_later: Vec::new(),
             greet_next: None,
+            started: None,
+            learned: std::collections::VecDeque::new(),
             parts: parts::Parts::default(),
             groups: groups::Groups::default(),
             attention: notify::Attention::default(),
@@ -445,6 +451,7 @@ impl Chat {
 
     /// JOIN and WHO, and the heartbeat from now on.
     pub fn start(&mut self, now: Instant) {
+        self.started = Some(now);
         self.join(now);
         self.next_heartbeat = now + self.s.heartbeat;
         self.next_sweep = now + self.sweep_interval();

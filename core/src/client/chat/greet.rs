@@ -9,6 +9,9 @@ use log::debug;
 
 use super::{Chat, GREETS_PER_SEC, State};
 
+/// Peers learned in the last second up to which the LAN counts as quiet.
+const QUIET_PEERS: usize = 4;
+
 use crate::codec::{self, Message};
 
 impl Chat {
@@ -19,7 +22,25 @@ impl Chat {
         if self.state != State::Joined {
             return;
         }
-        if self.s.local_discovery {
+        // A peer that joins a quiet LAN, on which we have run a while, is greeted at once (its
+        // extensions, encryption among them, are known before anyone talks to it). In a crowd,
+        // or while a floor powers up (we just started, or peers keep coming), the greeting is
+        // spread.
+        while self
+            .learned
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            self.learned.pop_front();
+        }
+        if self.learned.len() < 64 {
+            self.learned.push_back(now);
+        }
+        let settled = self
+            .started
+            .is_some_and(|t| now.duration_since(t) > Duration::from_secs(2));
+        let quiet = settled && self.learned.len() <= QUIET_PEERS && self.peers.len() < 50;
+        if self.s.local_discovery && !quiet {
             let mut z = u64::from(self.s.port) ^ 0x9e37_79b9_7f4a_7c15;
             for b in addr.to_string().bytes().chain(self.me.as_str().bytes()) {
                 z = (z ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
