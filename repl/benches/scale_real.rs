@@ -24,14 +24,7 @@ const STEADY: Duration = Duration::from_secs(30);
 
 /// Datagrams received so far by host `h`'s discovery and by its client.
 fn received(net: &Net, ipc: &mut Ipc, h: usize) -> (u64, u64) {
-    let disc = in_ns(&net.hosts[h - 1].ns.clone(), || {
-        let mut s = std::net::TcpStream::connect("127.0.0.1:4000").unwrap();
-        s.set_read_timeout(Some(2 * S)).unwrap();
-        let mut l = String::new();
-        std::io::Read::read_to_string(&mut s, &mut l).unwrap();
-        let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
-        v["datagrams"].as_u64().unwrap()
-    });
+    let disc = net.discovery_status(h)["datagrams"].as_u64().unwrap();
     let status = ipc.cmd("STATUS --json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&status[0]).unwrap();
     (disc, v["datagrams"].as_u64().unwrap())

@@ -213,19 +213,23 @@ impl Net {
         Ipc::new(c, hello)
     }
 
-    /// The handles host `h`'s discovery lists, asked from inside that host.
-    /// The number of users host `h`'s discovery has seen heartbeat (its status line).
-    pub fn heartbeating(&self, h: usize) -> u64 {
+    /// Host `h`'s discovery's status line (its counters), read from inside that host.
+    pub fn discovery_status(&self, h: usize) -> serde_json::Value {
         in_ns(&self.hosts[h - 1].ns, || {
             let mut s = std::net::TcpStream::connect("127.0.0.1:4000").unwrap();
             s.set_read_timeout(Some(2 * S)).unwrap();
             let mut l = String::new();
             std::io::Read::read_to_string(&mut s, &mut l).unwrap();
-            let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
-            v["heartbeating"].as_u64().unwrap()
+            serde_json::from_str(l.trim()).unwrap()
         })
     }
 
+    /// The number of users host `h`'s discovery has seen heartbeat (its status line).
+    pub fn heartbeating(&self, h: usize) -> u64 {
+        self.discovery_status(h)["heartbeating"].as_u64().unwrap()
+    }
+
+    /// The handles host `h`'s discovery lists, asked from inside that host.
     pub fn discovery_table(&self, h: usize) -> Vec<String> {
         in_ns(&self.hosts[h - 1].ns, || {
             ask_who("127.0.0.1:4000".parse().unwrap())
