@@ -25,15 +25,14 @@ const STEADY: Duration = Duration::from_secs(30);
 /// Datagrams received so far by host `h`'s discovery and by its client.
 fn received(net: &Net, ipc: &mut Ipc, h: usize) -> (u64, u64) {
     let disc = net.discovery_status(h)["datagrams"].as_u64().unwrap();
-    let status = ipc.cmd("STATUS --json").unwrap();
-    let v: serde_json::Value = serde_json::from_str(&status[0]).unwrap();
-    (disc, v["datagrams"].as_u64().unwrap())
+    (disc, status(ipc, "datagrams"))
 }
 
-fn peers(ipc: &mut Ipc) -> u64 {
-    let status = ipc.cmd("STATUS --json").unwrap();
-    let v: serde_json::Value = serde_json::from_str(&status[0]).unwrap();
-    v["peers"].as_u64().unwrap()
+/// One counter of a client's `STATUS --json`.
+fn status(ipc: &mut Ipc, key: &str) -> u64 {
+    let lines = ipc.cmd("STATUS --json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    v[key].as_u64().unwrap()
 }
 
 /// Polls every client until each knows `want` peers; the moment the last one did (since `t0`).
@@ -46,7 +45,7 @@ fn until_all_know(ipcs: &mut [Ipc], want: u64, t0: Instant, limit: Duration) -> 
             "not every client knew {want} peers within {limit:?}"
         );
         for (i, ipc) in ipcs.iter_mut().enumerate() {
-            if !done[i] && peers(ipc) >= want {
+            if !done[i] && status(ipc, "peers") >= want {
                 done[i] = true;
             }
         }
