@@ -67,7 +67,10 @@ pub struct Relay {
     /// Datagrams from other hosts: (start of this second, this second's count, last second's).
     heard: (Option<Instant>, u32, u32),
     /// The refresh: from when, and the draw that times it (a share of the refresh interval,
-    /// taken again at each look, so a table that grew meanwhile pushes it back).
+    /// taken again at each look, so a table that grew meanwhile pushes it back). None while
+    /// there is no local user: the clock starts at the first announcement, which is itself the
+    /// first refresh, so when the discovery started (at boot, or minutes before anyone) does
+    /// not matter.
     refresh: Option<(Instant, f64)>,
     next_probe: Option<Instant>,
     asked: Option<Instant>,
@@ -154,7 +157,6 @@ impl Table {
             return Vec::new();
         };
         r.ask_at = Some(now + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
-        r.refresh = Some((now, 0.5 + r.unit()));
         r.next_probe = Some(now + LOCAL_PROBE);
         Vec::new()
     }
@@ -391,8 +393,14 @@ impl Table {
             }
         }
         let Some(r) = self.relay.as_mut() else { return };
-        if refresh {
+        if local.is_empty() {
+            r.refresh = None;
+        } else if refresh {
             r.refresh = Some((now, 0.75 + 0.5 * r.unit()));
+        } else if r.refresh.is_none() && !due.is_empty() {
+            // The first refresh spread wider (half to one and a half intervals), so hosts
+            // powered up together do not refresh together.
+            r.refresh = Some((now, 0.5 + r.unit()));
         }
         if probe {
             r.next_probe = Some(now + LOCAL_PROBE);
@@ -414,6 +422,9 @@ impl Table {
         }
         if !due.is_empty() {
             info!("announced {} local users on the LAN", due.len());
+        }
+        if refresh {
+            debug!("refreshed {} local users on the LAN", local.len());
         }
     }
 

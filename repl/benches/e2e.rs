@@ -650,6 +650,15 @@ fn main() {
         history_cost(&mut rows);
         return;
     }
+    if std::env::args().any(|a| a == "--latency") {
+        // Only the MSG latency, printed (for profiling the message path; BENCHMARKS.md is left
+        // as it is).
+        latency(&mut rows);
+        for r in &rows {
+            eprintln!("{} | {} | {} | {}", r.what, r.value, r.baseline, r.ratio);
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "--throughput") {
         // Only the MSG throughput search, printed (BENCHMARKS.md is left as it is).
         throughput(&mut rows);

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub bytes_sent: u64,
     /// Datagrams put on the wire in all (a broadcast once).
     pub datagrams_sent: u64,
+    /// Of those, broadcasts (heard by every host; what a capture on a bridge device sees of
+    /// the LAN, since switched unicasts pass it by).
+    pub broadcasts_sent: u64,
     /// Datagrams sent within a host (to loopback or its own address).
     pub sent_local: u64,
     /// Datagrams received in all, from the wire and from the host itself.

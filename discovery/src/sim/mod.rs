@@ -574,6 +574,7 @@ impl Sim {
                 continue;
             };
             if ip == BROADCAST || ip == Ipv4Addr::BROADCAST {
+                self.metrics.broadcasts_sent += 1;
                 // Every host hears a broadcast, the sender's own host too.
                 for h in 0..self.hosts.len() {
                     let src = SocketAddr::new(IpAddr::V4(me), port);

@@ -38,6 +38,16 @@ case "$cmd" in
   up)
     name=${2:?NAME}; n=${3:?N}
     sw="$name-sw"
+    # The kernel's ARP table is one for all namespaces, and overflows at gc_thresh3 (1 024 by
+    # default) entries: 40 hosts that each know the other 39 pass that, and then a send whose
+    # neighbour entry was collected fails with ENOBUFS ("neighbor table overflow" in dmesg),
+    # which separate machines would never see. Room for (N + 2)^2 entries, raised only.
+    want=$(( (n + 2) * (n + 2) * 2 ))
+    for k in 1 2 3; do
+      f=/proc/sys/net/ipv4/neigh/default/gc_thresh$k
+      cur=$(cat "$f")
+      [ "$cur" -ge $(( want * k / 3 )) ] || echo $(( want * k / 3 )) > "$f"
+    done
     ip netns add "$sw"
     ip -n "$sw" link add br0 type bridge forward_delay 0 stp_state 0
     ip -n "$sw" link set br0 up
