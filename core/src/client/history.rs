@@ -7,7 +7,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log::warn;
+use log::{debug, warn};
 
 use super::chat::{Chat, ConnId, HistoryAsk, HistoryOp, HistoryQuery};
 use crate::history::{Dir, Record, Row, Store};
@@ -91,6 +91,9 @@ pub enum Done {
 const QUEUE: usize = 65_536;
 /// How long records gather before they are written (what a `kill -9` can lose at most).
 const GATHER: Duration = Duration::from_millis(20);
+/// The history thread's nice value: it yields to the event loop under load, and still gets a
+/// tenth of a busy core (nice 10 weighs 110 against 1024), so it keeps up with a burst.
+const HISTORY_NICE: i32 = 10;
 /// Records written in one transaction at most.
 const BATCH: usize = 1024;
 
@@ -123,6 +126,12 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("history".into())
             .spawn(move || {
+                // Indexing is background work: where the CPU is short (two cores, a burst),
+                // the event loop that carries the messages goes first. On Linux a
+                // PRIO_PROCESS of 0 names the calling thread alone.
+                if let Err(e) = rustix::process::setpriority_process(None, HISTORY_NICE) {
+                    debug!("history thread keeps its priority: {e}");
+                }
                 while let Ok(first) = rx.recv() {
                     // Records gather for a moment into one transaction (a commit per message
                     // would take the CPU the event loop needs); a question ends the wait.
@@ -420,4 +429,45 @@ fn attach(s: &mut Store, recap: bool) -> Vec<(Event, u64)> {
         events.push((e, r.at as u64));
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice value of this process's thread called `name` (field 19 of its stat line).
+    fn nice_of(name: &str) -> Option<i32> {
+        for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                // After the parenthesised name: state is field 3, nice field 19.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                return rest.split(' ').nth(16)?.parse().ok();
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_history_thread_yields_to_the_event_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("h.db"), 0).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut w = Worker::start(store, move || {
+            let _ = tx.send(());
+        });
+        // An answer proves the thread runs (and set its priority first).
+        w.tx.as_ref()
+            .unwrap()
+            .send(HistoryOp::Attach {
+                conn: 1,
+                recap: false,
+            })
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the worker answers");
+        assert_eq!(nice_of("history"), Some(HISTORY_NICE));
+        w.tx.take();
+    }
 }
