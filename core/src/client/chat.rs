@@ -193,6 +193,8 @@ pub struct Chat {
     /// same millisecond. And the earliest any may be due (a lower bound: see greet.rs).
     greet_later: Vec<(Instant, f64, SocketAddr)>,
     greet_next: Option<Instant>,
+    /// Messages waiting for a new peer's answer to our hello, and until when (hold.rs).
+    awaiting_hello: Vec<(Instant, Handle, String)>,
     /// When we started, and when each peer of the last second was learned: a quiet LAN's
     /// newcomer is greeted at once (greet.rs).
     started: Option<Instant>,
@@ -239,6 +241,7 @@ impl Chat {
             greet_budget: (now, GREETS_PER_SEC),
             greet_later: Vec::new(),
             greet_next: None,
+            awaiting_hello: Vec::new(),
             started: None,
             learned: std::collections::VecDeque::new(),
             parts: parts::Parts::default(),
@@ -485,6 +488,9 @@ impl Chat {
         if let Some(d) = self.greet_next {
             t = t.min(d);
         }
+        if let Some(d) = self.held_deadline() {
+            t = t.min(d);
+        }
         if let Some(d) = self.e2e_deadline() {
             t = t.min(d);
         }
@@ -507,6 +513,7 @@ impl Chat {
             self.next_heartbeat = now + self.s.heartbeat;
         }
         self.greet_due(now);
+        self.release_held_messages(now, None);
         for (from, text) in self.parts.expired(now) {
             // The rest never came: what did is shown as it came.
             self.deliver(from.to_string(), text, "received");
@@ -671,6 +678,7 @@ pub use files::{FileJob, parse_file_args};
 mod greet;
 mod groups;
 mod history_ops;
+mod hold;
 mod notify;
 pub use notify::{Notification, NotifyMode};
 mod secure;

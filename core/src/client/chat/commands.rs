@@ -465,6 +465,10 @@ impl Chat {
         if let Some(addr) = self.peers.get(to).map(|p| p.addr) {
             self.greet_before_talking(addr);
         }
+        // Whether it can read sealed messages, its answer says in a moment (hold.rs).
+        if self.awaits_hello(to) {
+            return self.hold_for_hello(to, text);
+        }
         match self.route(to) {
             Route::Plain => {}
             Route::Refuse(why) => return Err(why),

@@ -386,6 +386,7 @@ impl Chat {
                     let (addr, tcp) = (p.addr, p.forms.tcp);
                     self.hello_to(addr, tcp);
                 }
+                self.release_held_messages(now, Some(&h));
             }
             Ext::Group { handle, to, text } => {
                 self.stats.messages_in += 1;

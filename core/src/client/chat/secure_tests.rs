@@ -134,3 +134,57 @@ fn a_flood_of_first_handshake_messages_gets_few_answers() {
     }
     assert!(answers <= 4, "{answers} answers in one second");
 }
+
+/// A message to a peer we have only just greeted (a crowd, or our first seconds) waits for its
+/// answer: an slcp peer then gets it sealed, never in the clear.
+#[test]
+fn a_first_message_to_a_new_peer_waits_for_its_hello_and_goes_sealed() {
+    let mut a = chat("alice", 5000, [10, 0, 0, 1]);
+    let mut b = chat("bob", 5001, [10, 0, 0, 2]);
+    let t0 = Instant::now();
+    a.datagram(t0, addr("10.0.0.2:5001"), b"JOIN bob 5001\n");
+    // Our first second: the greeting is spread, so the message comes first.
+    a.request(t0, 1, 1, "MSG bob the secret");
+    let said: Vec<String> = a
+        .out
+        .udp
+        .iter()
+        .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+        .collect();
+    assert!(
+        said.iter().any(|l| l.starts_with("SLCPX alice")),
+        "{said:?}"
+    );
+    assert!(said.iter().all(|l| !l.contains("the secret")), "{said:?}");
+    let log = pump(&mut a, &mut b, t0);
+    assert!(log.iter().all(|l| !l.contains("the secret")), "{log:?}");
+    let got: Vec<String> = events(&mut b)
+        .into_iter()
+        .filter(|e| e.contains("the secret"))
+        .collect();
+    assert_eq!(got, vec!["private alice encrypted the secret"]);
+}
+
+/// A peer that does not answer the hello is a plain SLCP peer: the message goes plain once the
+/// wait is over, not never.
+#[test]
+fn a_message_to_a_silent_new_peer_goes_plain_after_the_wait() {
+    let mut a = chat("alice", 5000, [10, 0, 0, 1]);
+    let t0 = Instant::now();
+    let carol = addr("10.0.0.3:5002");
+    a.datagram(t0, carol, b"JOIN carol 5002\n");
+    a.request(t0, 1, 1, "MSG carol hi there");
+    let to_carol = |a: &mut Chat| -> Vec<String> {
+        a.out
+            .udp
+            .drain(..)
+            .filter(|(to, _)| *to == carol)
+            .map(|(_, d)| String::from_utf8_lossy(&d).into_owned())
+            .collect()
+    };
+    let first = to_carol(&mut a);
+    assert!(first.iter().all(|l| !l.contains("hi there")), "{first:?}");
+    assert!(a.next_deadline() <= t0 + super::hold::HELLO_WAIT);
+    a.tick(t0 + super::hold::HELLO_WAIT);
+    assert_eq!(to_carol(&mut a), vec!["MSG alice hi there\n"]);
+}
