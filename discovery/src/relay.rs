@@ -39,13 +39,19 @@ const NEWS_RATE: f64 = 150.0;
 /// at start waits): twice the refresh rate, since to a discovery that just started every
 /// refresh of the LAN names a user new to it.
 const QUIET_NEWS: usize = 2 * REFRESH_RATE as usize;
+/// New users of other hosts heard in the last [`NEWS_WINDOW`] up to which the LAN is quiet (a
+/// join, not a floor powering up).
+const QUIET_JOINS: usize = 4;
 /// How far back new users heard count towards the pace of our own announcements.
 const NEWS_WINDOW: Duration = Duration::from_secs(10);
 /// How often each local user's port is checked (a datagram a closed port bounces).
 const LOCAL_PROBE: Duration = Duration::from_secs(5);
-/// An announcement or a LEAVE goes out a second time this much later: with loss p per
-/// delivery, a host misses it with p squared (mDNS announces twice too).
-const AGAIN: Duration = Duration::from_millis(250);
+/// An announcement or a LEAVE goes out again this much later, and again three times as late
+/// (mDNS announces more than once too): with loss p per delivery a host misses all three with
+/// p cubed, so at 1 % loss a LAN of a thousand hosts all hear a join within the second
+/// (twice, one join in ten left some host waiting a refresh interval). While others join too
+/// it is said twice (see `relay_tick`).
+const AGAIN: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(750)];
 /// The bootstrap WHO goes out within this long after start.
 const BOOTSTRAP_SPREAD: Duration = Duration::from_secs(5);
 /// How long after our own WHO the answers of other discoveries are taken into the table.
@@ -74,6 +80,10 @@ pub struct Relay {
     refresh: Option<(Instant, f64)>,
     next_probe: Option<Instant>,
     asked: Option<Instant>,
+    /// Users the lists asked for at start taught us (we had missed their announcement), and
+    /// whether a second round of asking is still to come.
+    taught: usize,
+    ask_again: bool,
     /// When the bootstrap WHO is due.
     ask_at: Option<Instant>,
     /// Datagrams to broadcast a second time, and when.
@@ -141,6 +151,8 @@ impl Table {
             refresh: None,
             next_probe: None,
             asked: None,
+            taught: 0,
+            ask_again: true,
             ask_at: None,
             again: Vec::new(),
             turn: 0,
@@ -273,29 +285,44 @@ impl Table {
                 continue;
             }
             debug!("{} at {}:{} learned from {src}", u.handle, u.ip, u.port);
+            if let Some(r) = self.relay.as_mut() {
+                r.taught += 1;
+            }
             self.insert_heard(now, u.handle.clone(), u.ip, u.port, u.away);
             let m = Message::KnowUsers(vec![u.clone()]);
             self.relay(now, &u.handle, &m, out);
         }
     }
 
-    /// A local user's port is closed: the LAN hears LEAVE from this host at once.
-    pub(crate) fn gone_local(&mut self, now: Instant, h: &Handle, ip: IpAddr, out: &mut Out) {
+    /// A local user is gone: the LAN hears its LEAVE from this host, at once when its port
+    /// closed, and [`AGAIN`] in both cases (a client that left `said` it once itself: a host
+    /// that missed that broadcast would keep a ghost for three refresh intervals).
+    pub(crate) fn gone_local(
+        &mut self,
+        now: Instant,
+        h: &Handle,
+        ip: IpAddr,
+        said: bool,
+        out: &mut Out,
+    ) {
         if !self.is_local(ip) {
             return;
         }
         let Some(r) = self.relay.as_mut() else { return };
         if let Ok(b) = codec::encode(&Message::Leave { handle: h.clone() }) {
-            for t in &r.targets {
-                out.push((*t, b.clone()));
+            if !said {
+                for t in &r.targets {
+                    out.push((*t, b.clone()));
+                }
             }
-            r.again.push((now + AGAIN, b));
+            r.again.extend(AGAIN.iter().map(|a| (now + *a, b.clone())));
         }
     }
 
     /// Announcements due, the refresh and the local probes.
     pub(crate) fn relay_tick(&mut self, now: Instant, out: &mut Out) {
         let interval = self.refresh_interval();
+        let has_local = !self.locals.is_empty();
         let Some(r) = self.relay.as_mut() else { return };
         r.forget_news(now);
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut r.announce)
@@ -306,6 +333,19 @@ impl Table {
         let busy = r.heard.1.max(r.heard.2);
         let backoff =
             |r: &mut Relay| Duration::from_secs_f64(f64::from(busy) / f64::from(BUSY) * r.unit());
+        // Lists that taught us users we had missed show the storm cost us announcements; the
+        // first lists may have been asked before the last of them went out, so ask once more
+        // (three others again). Without loss they teach nothing, and nobody asks twice.
+        if r.ask_again && r.asked.is_some_and(|t| now >= t + BOOTSTRAP) {
+            r.ask_again = false;
+            if r.taught > 0 {
+                info!(
+                    "the lists at start taught us {} users; asking again",
+                    r.taught
+                );
+                r.ask_at = Some(now + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
+            }
+        }
         if r.ask_at.is_some_and(|t| now >= t) && busy > BUSY {
             r.ask_at = Some(now + backoff(r));
         }
@@ -321,6 +361,20 @@ impl Table {
             .count();
         if r.ask_at.is_some_and(|t| now >= t) && lately > QUIET_NEWS {
             r.ask_at = Some(now + Duration::from_secs(1) + BOOTSTRAP_SPREAD.mul_f64(r.unit()));
+        }
+        // Our question waits for our own users to be announced: another discovery tells a
+        // host none of whose users it knows the first datagram of its list only (see
+        // `Table::who`), and a discovery's lists are for its clients anyway. Announced means
+        // sent before the question, not in this same turn.
+        if r.ask_at.is_some_and(|t| now >= t)
+            && (!has_local || !r.announce.is_empty() || !due.is_empty())
+        {
+            let next = r.announce.iter().map(|a| r.announce_at(a)).min();
+            r.ask_at = Some(match next {
+                Some(t) => t.max(now) + Duration::from_millis(10),
+                None if due.is_empty() => now + BOOTSTRAP_SPREAD,
+                None => now + Duration::from_millis(10),
+            });
         }
         if r.ask_at.is_some_and(|t| now >= t) {
             let n = r.discoveries.len();
@@ -410,10 +464,16 @@ impl Table {
             .partition(|(t, _)| *t <= now);
         r.again = later;
         send.extend(again.into_iter().map(|(_, d)| d));
-        // Said twice against loss, unless the LAN is busy (the list we ask for at start, after
-        // the storm, fills what was missed then).
+        // Said again against loss, unless the LAN is busy (the list we ask for at start, after
+        // the storm, fills what was missed then). Three times for a user joining a quiet LAN
+        // (hardly any new users heard lately); twice while others are joining too (a floor
+        // powering up), where every extra copy lands in the busiest second of the storm.
         if busy <= BUSY / 2 {
-            r.again.extend(fresh.into_iter().map(|d| (now + AGAIN, d)));
+            let quiet = r.news.len() <= QUIET_JOINS;
+            let copies = if quiet { &AGAIN[..] } else { &AGAIN[..1] };
+            for d in fresh {
+                r.again.extend(copies.iter().map(|a| (now + *a, d.clone())));
+            }
         }
         for d in send.drain(..) {
             for t in &r.targets {
@@ -436,6 +496,7 @@ impl Table {
             r.announce.iter().map(|a| r.announce_at(a)).min(),
             r.again.iter().map(|(t, _)| *t).min(),
             r.ask_at,
+            r.asked.filter(|_| r.ask_again).map(|t| t + BOOTSTRAP),
             r.refresh.map(|(from, d)| from + interval.mul_f64(d)),
             r.next_probe,
         ]

@@ -141,7 +141,11 @@ impl Table {
     }
 
     fn put(&mut self, h: Handle, e: Entry) -> Option<Entry> {
-        self.skeletons.insert(h.skeleton(), h.clone());
+        // A listed handle's skeleton is there already (an NFC and UTS 39 pass per refresh
+        // would be a measurable share of a thousand hosts' work).
+        if !self.entries.contains_key(&h) {
+            self.skeletons.insert(h.skeleton(), h.clone());
+        }
         let (port, ip) = (e.port, e.ip);
         self.generation += 1;
         let old = self.entries.insert(h.clone(), e);
@@ -374,7 +378,9 @@ impl Table {
                 match ok {
                     Some(true) => {
                         info!("{handle} left");
-                        self.take(&handle);
+                        if let Some(e) = self.take(&handle) {
+                            self.gone_local(now, &handle, e.ip, true, out);
+                        }
                         self.relay(
                             now,
                             &handle,
@@ -548,7 +554,7 @@ impl Table {
             self.take(&h);
             let leave = Message::Leave { handle: h.clone() };
             self.relay(now, &h, &leave, &mut out);
-            self.gone_local(now, &h, addr.ip(), &mut out);
+            self.gone_local(now, &h, addr.ip(), false, &mut out);
         }
         let (won, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()

@@ -286,13 +286,13 @@ impl Sim {
         self.push(at.max(self.now), Ev::Start(h, m));
     }
 
-    /// Client `m` of host `h` leaves cleanly now (LEAVE, then its host goes down).
+    /// Client `m` of host `h` leaves cleanly now (LEAVE, then the process ends; its host and
+    /// its discovery stay up, as when a user quits slcp).
     pub fn leave(&mut self, h: usize, m: usize) {
         let c = &mut self.hosts[h].clients[m];
         c.chat.shutdown();
         self.flush(Node::Client(h, m));
         self.hosts[h].clients[m].up = false;
-        self.hosts[h].up = false;
     }
 
     /// Client `m` of host `h` dies (kill -9): its port closes, so its host's kernel answers

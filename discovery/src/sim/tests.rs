@@ -105,6 +105,23 @@ fn two_hundred_hosts_stay_within_the_budget() {
     assert!(f.leave.0.is_some() && f.crash.0.is_some(), "{f:?}");
 }
 
+/// At 1 % loss per delivery the lists asked for at start fill what the storm lost: a
+/// discovery asks once its own users are announced (a stranger gets the first datagram of a
+/// list only), and again when the first lists taught it users it had missed.
+#[test]
+fn two_hundred_hosts_at_one_percent_loss_converge_and_hear_a_join() {
+    let cfg = Config {
+        hosts: 200,
+        loss: 0.01,
+        ..Config::default()
+    };
+    let f = figures(cfg, Duration::from_secs(30), Duration::from_secs(90));
+    let cold = f.cold.expect("never converged");
+    assert!(cold <= Duration::from_secs(15), "cold start took {cold:?}");
+    let join = f.join.0.expect("the newcomer was never known to all");
+    assert!(join <= Duration::from_secs(1), "join known after {join:?}");
+}
+
 #[test]
 fn a_cold_start_with_relays_greets_with_hellos_and_each_discovery_asks_once() {
     let mut s = cold(Config {
