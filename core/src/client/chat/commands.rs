@@ -416,7 +416,17 @@ impl Chat {
             );
         }
         match self.peers.get(&to) {
-            Some(_) => {
+            Some(p) => {
+                // A peer just greeted: the prompt hears what became of its words once the
+                // peer answered (sealed, plain, or refused under `require`), not before.
+                let addr = p.addr;
+                self.greet_before_talking(addr);
+                if self.awaits_hello(&to) {
+                    if let Err(e) = self.hold_for_hello(&to, &text, Some((conn, id))) {
+                        self.reply(conn, id, Err(e));
+                    }
+                    return;
+                }
                 let r = self.send_msg(&to, &text).map(|_| Vec::new());
                 self.reply(conn, id, r);
             }
@@ -467,7 +477,7 @@ impl Chat {
         }
         // Whether it can read sealed messages, its answer says in a moment (hold.rs).
         if self.awaits_hello(to) {
-            return self.hold_for_hello(to, text);
+            return self.hold_for_hello(to, text, None);
         }
         match self.route(to) {
             Route::Plain => {}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Chat, Encryption};
+use super::{Chat, ConnId, Encryption};
 use crate::codec::Handle;
 
 /// How long a message waits for the answer to our hello: a LAN's round trip is well under a
@@ -28,8 +28,15 @@ impl Chat {
         })
     }
 
-    /// Keeps `text` for `to` until its hello is answered or the wait is over.
-    pub(super) fn hold_for_hello(&mut self, to: &Handle, text: &str) -> Result<(), String> {
+    /// Keeps `text` for `to` until its hello is answered or the wait is over. With `reply`,
+    /// that prompt's MSG command is answered then, with what became of it (and the message
+    /// goes in the history); without, a failure is reported.
+    pub(super) fn hold_for_hello(
+        &mut self,
+        to: &Handle,
+        text: &str,
+        reply: Option<(ConnId, u64)>,
+    ) -> Result<(), String> {
         if self.awaiting_hello.len() >= MAX_WAITING {
             return Err(format!(
                 "{MAX_WAITING} messages already wait for new peers to answer our greeting; try again in a second"
@@ -41,7 +48,7 @@ impl Chat {
             .and_then(|p| p.hello_sent)
             .map_or(self.clock, |t| t + HELLO_WAIT);
         self.awaiting_hello
-            .push((until, to.clone(), text.to_owned()));
+            .push((until, to.clone(), text.to_owned(), reply));
         Ok(())
     }
 
@@ -54,20 +61,28 @@ impl Chat {
         }
         let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_hello)
             .into_iter()
-            .partition(|(until, to, _)| match who {
+            .partition(|(until, to, _, _)| match who {
                 Some(w) => to == w,
                 None => *until <= now,
             });
         self.awaiting_hello = keep;
-        for (_, to, text) in go {
-            if let Err(e) = self.send_msg_unrecorded(&to, &text) {
-                self.report(format!("message to {to} not sent: {e}"));
+        for (_, to, text, reply) in go {
+            match reply {
+                Some((conn, id)) => {
+                    let r = self.send_msg(&to, &text).map(|_| Vec::new());
+                    self.reply(conn, id, r);
+                }
+                None => {
+                    if let Err(e) = self.send_msg_unrecorded(&to, &text) {
+                        self.report(format!("message to {to} not sent: {e}"));
+                    }
+                }
             }
         }
     }
 
     /// When the next held message's wait is over.
     pub(super) fn held_deadline(&self) -> Option<Instant> {
-        self.awaiting_hello.iter().map(|(t, _, _)| *t).min()
+        self.awaiting_hello.iter().map(|(t, _, _, _)| *t).min()
     }
 }

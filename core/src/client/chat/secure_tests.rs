@@ -188,3 +188,39 @@ fn a_message_to_a_silent_new_peer_goes_plain_after_the_wait() {
     a.tick(t0 + super::hold::HELLO_WAIT);
     assert_eq!(to_carol(&mut a), vec!["MSG alice hi there\n"]);
 }
+
+/// Under `require`, a MSG to a peer greeted a moment ago is answered once the peer had its
+/// chance to answer: refused, since it did not.
+#[test]
+fn require_refuses_a_silent_new_peer_once_the_wait_is_over() {
+    let mut a = chat("alice", 5000, [10, 0, 0, 1]);
+    a.s.encryption = Encryption::Require;
+    let t0 = Instant::now();
+    let carol = addr("10.0.0.3:5002");
+    a.datagram(t0, carol, b"JOIN carol 5002\n");
+    a.request(t0, 1, 7, "MSG carol hi there");
+    let replied = |a: &mut Chat| -> Vec<Option<String>> {
+        a.out
+            .ipc
+            .drain(..)
+            .filter_map(|(_, m)| match m {
+                ServerMsg::Reply { id: 7, error, .. } => Some(error),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(replied(&mut a).is_empty(), "answered before the wait");
+    a.tick(t0 + super::hold::HELLO_WAIT);
+    let r = replied(&mut a);
+    assert!(
+        matches!(r.as_slice(), [Some(e)] if e.contains("does not encrypt")),
+        "{r:?}"
+    );
+    assert!(
+        a.out
+            .udp
+            .iter()
+            .all(|(_, d)| !String::from_utf8_lossy(d).contains("hi there")),
+        "nothing goes in the clear under require"
+    );
+}
