@@ -194,7 +194,7 @@ pub struct Chat {
     greet_later: Vec<(Instant, f64, SocketAddr)>,
     greet_next: Option<Instant>,
     /// Messages waiting for a new peer's answer to our hello, and until when (hold.rs).
-    awaiting_hello: Vec<(Instant, Handle, String, Option<(ConnId, u64)>)>,
+    awaiting_hello: Vec<hold::Held>,
     /// When we started, and when each peer of the last second was learned: a quiet LAN's
     /// newcomer is greeted at once (greet.rs).
     started: Option<Instant>,

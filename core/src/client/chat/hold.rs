@@ -14,6 +14,16 @@ pub(super) const HELLO_WAIT: Duration = Duration::from_millis(500);
 /// Messages waiting at most, all peers together.
 const MAX_WAITING: usize = 256;
 
+/// A message waiting for its peer's answer to our hello.
+#[derive(Debug)]
+pub(super) struct Held {
+    until: Instant,
+    to: Handle,
+    text: String,
+    /// The prompt's MSG command, answered when the message goes.
+    reply: Option<(ConnId, u64)>,
+}
+
 impl Chat {
     /// Whether a message to `to` must wait for its hello's answer: we encrypt, its
     /// extensions are unknown, and we greeted it less than [`HELLO_WAIT`] ago.
@@ -47,8 +57,12 @@ impl Chat {
             .get(to)
             .and_then(|p| p.hello_sent)
             .map_or(self.clock, |t| t + HELLO_WAIT);
-        self.awaiting_hello
-            .push((until, to.clone(), text.to_owned(), reply));
+        self.awaiting_hello.push(Held {
+            until,
+            to: to.clone(),
+            text: text.to_owned(),
+            reply,
+        });
         Ok(())
     }
 
@@ -61,12 +75,15 @@ impl Chat {
         }
         let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_hello)
             .into_iter()
-            .partition(|(until, to, _, _)| match who {
-                Some(w) => to == w,
-                None => *until <= now,
+            .partition(|h| match who {
+                Some(w) => h.to == *w,
+                None => h.until <= now,
             });
         self.awaiting_hello = keep;
-        for (_, to, text, reply) in go {
+        for Held {
+            to, text, reply, ..
+        } in go
+        {
             match reply {
                 Some((conn, id)) => {
                     let r = self.send_msg(&to, &text).map(|_| Vec::new());
@@ -83,6 +100,6 @@ impl Chat {
 
     /// When the next held message's wait is over.
     pub(super) fn held_deadline(&self) -> Option<Instant> {
-        self.awaiting_hello.iter().map(|(t, _, _, _)| *t).min()
+        self.awaiting_hello.iter().map(|h| h.until).min()
     }
 }
