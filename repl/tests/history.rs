@@ -160,3 +160,58 @@ fn a_cmd(c: &mut IpcClient, line: &str) -> Vec<String> {
         }
     }
 }
+
+/// A script that writes a thousand commands at once on a fresh connection, while the history
+/// replay it waits for is not in yet: every command runs (TCP holds the rest back meanwhile),
+/// none is refused as "busy", and every message reaches bob.
+#[test]
+fn a_thousand_commands_written_at_once_all_run_with_the_history_on() {
+    let mut lan = Lan::new("history = true");
+    lan.start_all(&["alice", "bob"]);
+    let mut b = lan.ipc("bob");
+    assert!(b.wait_peers(&["alice"], 5 * S));
+    // alice's history is busy (two thousand unread messages to write, then to replay): the
+    // new prompt's replay comes well after its commands.
+    b.c.set_timeout(Some(10 * S)).unwrap();
+    let unread = 2000;
+    for i in 0..unread {
+        b.c.send(&format!("MSG alice unread {i}")).unwrap();
+    }
+    let mut replied = 0;
+    while replied < unread {
+        if let Some(ServerMsg::Reply { .. }) = b.c.recv().unwrap() {
+            replied += 1;
+        }
+    }
+    let info = lan.runtime("alice");
+    let (mut w, mut replies) = IpcClient::attach(info.ipc_port, &info.token)
+        .unwrap()
+        .0
+        .split();
+    let n = 1000;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.extend_from_slice(
+            format!("{{\"id\":{i},\"line\":\"MSG bob line {i}\"}}\n").as_bytes(),
+        );
+    }
+    std::io::Write::write_all(&mut w, &batch).unwrap();
+    w.set_read_timeout(Some(10 * S)).unwrap();
+    let mut answered = 0;
+    while answered < n {
+        match replies.recv() {
+            Ok(Some(ServerMsg::Reply { error, .. })) => {
+                assert_eq!(error, None, "reply {answered}");
+                answered += 1;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("after {answered} replies: {other:?}"),
+        }
+    }
+    for got in 0..n {
+        let e = b.wait_event(10 * S, |e| {
+            matches!(e, Event::Message { from, text } if from == "alice" && text.starts_with("line "))
+        });
+        assert!(e.is_some(), "bob had {got} of {n}");
+    }
+}

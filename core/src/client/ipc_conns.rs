@@ -19,6 +19,10 @@ pub(super) const MAX_CONNS: usize = 64;
 pub(super) const AUTH_DEADLINE: Duration = Duration::from_secs(3);
 /// Bytes a connection may send before presenting the token (the token line is ~80).
 pub(super) const MAX_UNAUTHED_BYTES: usize = 4096;
+/// Bytes read ahead of the commands run: while a prompt's commands wait (its history replay
+/// is not in yet), the rest stays in the socket, and TCP makes a script that writes thousands
+/// of lines at once wait, instead of the client refusing them.
+const READ_AHEAD: usize = 256 * 1024;
 
 pub(super) struct Conn {
     pub(super) stream: TcpStream,
@@ -29,6 +33,9 @@ pub(super) struct Conn {
     pub(super) closing: bool,
     pub(super) writable: bool,
     pub(super) accepted: Instant,
+    /// Reading stopped before the socket was drained ([`READ_AHEAD`]): no readiness event
+    /// will say there is more, so the loop reads again when the commands may run.
+    pub(super) stalled: bool,
 }
 
 impl Shell {
@@ -62,6 +69,7 @@ impl Shell {
                             closing: false,
                             writable: false,
                             accepted: Instant::now(),
+                            stalled: false,
                         },
                     );
                 }
@@ -79,12 +87,18 @@ impl Shell {
             return;
         };
         let mut closed = false;
+        let mut eof = false;
         if readable && !c.closing {
             let mut tmp = [0u8; 16 * 1024];
+            c.stalled = false;
             loop {
+                if c.rbuf.len() >= READ_AHEAD {
+                    c.stalled = true;
+                    break;
+                }
                 match c.stream.read(&mut tmp) {
                     Ok(0) => {
-                        closed = true;
+                        eof = true;
                         break;
                     }
                     Ok(n) => c.rbuf.extend_from_slice(&tmp[..n]),
@@ -98,6 +112,10 @@ impl Shell {
             }
             let now = Instant::now();
             while let Some(pos) = c.rbuf.iter().position(|b| *b == b'\n') {
+                if c.authed && chat.replaying(t as ConnId) {
+                    // Its commands wait for the replay; the lines wait here (see READ_AHEAD).
+                    break;
+                }
                 let line: Vec<u8> = c.rbuf.drain(..=pos).collect();
                 let line = String::from_utf8_lossy(&line);
                 if !c.authed {
@@ -126,13 +144,18 @@ impl Shell {
                     Err(e) => warn!("IPC connection {t}: bad request ({e}), ignored"),
                 }
             }
+            // A script that wrote its lines and closed: the lines still waiting for a replay
+            // run first (resume_conns reads the end again).
+            if eof && !(c.rbuf.contains(&b'\n') && chat.replaying(t as ConnId)) {
+                closed = true;
+            }
             if !c.authed && c.rbuf.len() > MAX_UNAUTHED_BYTES {
                 warn!(
                     "IPC connection {t} sent {} bytes without the token; closing it",
                     c.rbuf.len()
                 );
                 closed = true;
-            } else if c.rbuf.len() > ipc::MAX_LINE {
+            } else if c.rbuf.len() > ipc::MAX_LINE && !c.rbuf.contains(&b'\n') {
                 warn!("IPC connection {t} sent an over-long line; closing it");
                 closed = true;
             }
@@ -141,6 +164,21 @@ impl Shell {
             self.drop_conn(chat, t);
         } else {
             self.write_conn(chat, t);
+        }
+    }
+
+    /// Runs the lines that waited for a replay, and reads on where reading stopped.
+    pub(super) fn resume_conns(&mut self, chat: &mut Chat, token: &str) {
+        let waiting: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(t, c)| {
+                (c.stalled || c.rbuf.contains(&b'\n')) && !chat.replaying(**t as ConnId)
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in waiting {
+            self.conn_event(chat, t, token, true);
         }
     }
 

@@ -373,6 +373,7 @@ pub fn run(
                     if let Some(h) = shell.history.as_ref() {
                         h.collect(&mut chat);
                     }
+                    shell.resume_conns(&mut chat, &info.token);
                     if let Some((why, from)) = shell.notifier.as_mut().and_then(Notifier::failure) {
                         chat.desktop_unavailable(&why, &from);
                     }

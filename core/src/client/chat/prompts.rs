@@ -50,6 +50,12 @@ impl Chat {
         }
     }
 
+    /// Whether prompt `conn`'s commands wait for its history replay (the shell leaves its
+    /// further lines unread meanwhile).
+    pub fn replaying(&self, conn: ConnId) -> bool {
+        self.replaying.contains(&conn)
+    }
+
     /// Events from the past (the history) for one prompt, each with its own time.
     pub fn replay(&mut self, now: Instant, conn: ConnId, events: Vec<(Event, u64)>) {
         for (event, at) in events {
