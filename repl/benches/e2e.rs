@@ -641,6 +641,13 @@ fn footprint(rows: &mut Vec<Row>) {
     ));
 }
 
+/// The rows of a partial run, on stderr.
+fn print_rows(rows: &[Row]) {
+    for r in rows {
+        eprintln!("{} | {} | {} | {}", r.what, r.value, r.baseline, r.ratio);
+    }
+}
+
 fn main() {
     let big = std::env::args().any(|a| a == "--big");
     let mut rows = Vec::new();
@@ -654,18 +661,12 @@ fn main() {
         // Only the MSG latency, printed (for profiling the message path; BENCHMARKS.md is left
         // as it is).
         latency(&mut rows);
-        for r in &rows {
-            eprintln!("{} | {} | {} | {}", r.what, r.value, r.baseline, r.ratio);
-        }
-        return;
+        return print_rows(&rows);
     }
     if std::env::args().any(|a| a == "--throughput") {
         // Only the MSG throughput search, printed (BENCHMARKS.md is left as it is).
         throughput(&mut rows);
-        for r in &rows {
-            eprintln!("{} | {} | {}", r.what, r.value, r.ratio);
-        }
-        return;
+        return print_rows(&rows);
     }
     let mut raw = raw_udp_one_way(5000);
     let raw_rtt = pct(&mut raw, 0.5) * 2;

@@ -416,12 +416,10 @@ impl Chat {
             );
         }
         match self.peers.get(&to) {
-            Some(p) => {
+            Some(_) => {
                 // A peer just greeted: the prompt hears what became of its words once the
                 // peer answered (sealed, plain, or refused under `require`), not before.
-                let addr = p.addr;
-                self.greet_before_talking(addr);
-                if self.awaits_hello(&to) {
+                if self.must_wait_for_hello(&to) {
                     if let Err(e) = self.hold_for_hello(&to, &text, Some((conn, id))) {
                         self.reply(conn, id, Err(e));
                     }
@@ -470,13 +468,9 @@ impl Chat {
                 c as u32
             ));
         }
-        // A peer still waiting for our greeting (spread on a crowded LAN) gets it now, before
-        // the first words: it learns we are slcp before it reads us.
-        if let Some(addr) = self.peers.get(to).map(|p| p.addr) {
-            self.greet_before_talking(addr);
-        }
-        // Whether it can read sealed messages, its answer says in a moment (hold.rs).
-        if self.awaits_hello(to) {
+        // A peer still waiting for our greeting (spread on a crowded LAN) gets it now; whether
+        // it can read sealed messages, its answer says in a moment (hold.rs).
+        if self.must_wait_for_hello(to) {
             return self.hold_for_hello(to, text, None);
         }
         match self.route(to) {

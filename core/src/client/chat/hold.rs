@@ -25,9 +25,18 @@ pub(super) struct Held {
 }
 
 impl Chat {
+    /// Greets `to` if it still waits for our hello (it learns we are slcp before it reads
+    /// us), then says whether a message to it must wait for the answer.
+    pub(super) fn must_wait_for_hello(&mut self, to: &Handle) -> bool {
+        if let Some(addr) = self.peers.get(to).map(|p| p.addr) {
+            self.greet_before_talking(addr);
+        }
+        self.awaits_hello(to)
+    }
+
     /// Whether a message to `to` must wait for its hello's answer: we encrypt, its
     /// extensions are unknown, and we greeted it less than [`HELLO_WAIT`] ago.
-    pub(super) fn awaits_hello(&self, to: &Handle) -> bool {
+    fn awaits_hello(&self, to: &Handle) -> bool {
         if self.s.encryption == Encryption::Off || self.secure.keys.is_none() {
             return false;
         }
