@@ -18,11 +18,14 @@ pub struct Driver {
 
 impl Drop for Driver {
     /// Kills chromedriver and every browser it started (its process group): a test that
-    /// fails before closing its session leaves no chromium behind.
+    /// fails before closing its session leaves no chromium behind. The syscall, not kill(1):
+    /// procps' kill takes only the first digit of `-KILL -12345` as the group, i.e. `kill(-1)`, which
+    /// killed every process on the machine whenever chromedriver's pid began with a 1 (CI died
+    /// mid-run, exit -1).
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
