@@ -41,7 +41,9 @@ impl Table {
                 (!local, u)
             })
             .collect();
-        list.sort_by_key(|(remote, _)| *remote);
+        // This host's users first (a reader that keeps one datagram still learns them), then
+        // by handle: the table keeps the order users were learned in.
+        list.sort_unstable_by(|(ra, a), (rb, b)| ra.cmp(rb).then_with(|| a.handle.cmp(&b.handle)));
         let list: Vec<UserEntry> = list.into_iter().map(|(_, u)| u).collect();
         codec::encode_knowusers_for(&list, &forms)
     }

@@ -6,7 +6,9 @@
 //! to the address that holds it, a claim from elsewhere waits for a probe of the holder, and a
 //! holder that sends from its own port speaks only from it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -74,7 +76,7 @@ struct PendingClaim {
 
 /// The discovery table.
 pub struct Table {
-    entries: BTreeMap<Handle, Entry>,
+    entries: IndexMap<Handle, Entry>,
     /// The skeleton of every handle held, to refuse look-alikes in O(1).
     skeletons: HashMap<String, Handle>,
     /// Handles by address (this host's addresses as one, see [`Table::key`]), entries by
@@ -115,7 +117,7 @@ impl Table {
     /// this host's addresses (a client seen from loopback and from the LAN is one client).
     pub fn new(expiry: Duration, local_ips: Vec<Ipv4Addr>) -> Table {
         Table {
-            entries: BTreeMap::new(),
+            entries: IndexMap::new(),
             skeletons: HashMap::new(),
             by_addr: HashMap::new(),
             per_ip: HashMap::new(),
@@ -164,7 +166,7 @@ impl Table {
     fn take(&mut self, h: &Handle) -> Option<Entry> {
         self.skeletons.remove(&h.skeleton());
         self.generation += 1;
-        let old = self.entries.remove(h);
+        let old = self.entries.shift_remove(h);
         if let Some(o) = &old {
             self.unindex(h, o.port, o.ip);
         }
@@ -206,7 +208,7 @@ impl Table {
     }
 
     /// The users, by handle.
-    pub fn entries(&self) -> &BTreeMap<Handle, Entry> {
+    pub fn entries(&self) -> &IndexMap<Handle, Entry> {
         &self.entries
     }
 

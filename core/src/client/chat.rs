@@ -447,8 +447,8 @@ impl Chat {
         }
     }
 
-    /// The known peers, by handle.
-    pub fn peers(&self) -> &BTreeMap<Handle, Peer> {
+    /// The known peers, by handle, in the order they were learned.
+    pub fn peers(&self) -> &indexmap::IndexMap<Handle, Peer> {
         self.peers.map()
     }
 

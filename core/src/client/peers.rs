@@ -11,7 +11,9 @@
 //!
 //! Pure: no I/O, no clock; every call takes `now`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -135,7 +137,7 @@ pub struct PendingClaim {
 /// The table.
 #[derive(Debug, Default)]
 pub struct Peers {
-    map: BTreeMap<Handle, Peer>,
+    map: IndexMap<Handle, Peer>,
     /// The skeleton of every handle held, to refuse look-alikes in O(1).
     skeletons: HashMap<String, Handle>,
     /// The handles by the address they receive on: every datagram is matched to its sender by
@@ -168,14 +170,29 @@ impl Peers {
         }
     }
 
-    /// The peers, by handle.
-    pub fn map(&self) -> &BTreeMap<Handle, Peer> {
+    /// The peers, by handle, in the order they were learned.
+    pub fn map(&self) -> &IndexMap<Handle, Peer> {
         &self.map
     }
 
     /// One peer.
     pub fn get(&self, h: &Handle) -> Option<&Peer> {
         self.map.get(h)
+    }
+
+    /// Where peer `h` sits in the table, to reach it again without a second lookup.
+    pub fn index_of(&self, h: &Handle) -> Option<usize> {
+        self.map.get_index_of(h)
+    }
+
+    /// The peer at `i` (from [`Peers::index_of`], valid until the table changes).
+    pub fn by_index(&self, i: usize) -> &Peer {
+        &self.map[i]
+    }
+
+    /// The peer at `i`, to change (from [`Peers::index_of`], valid until the table changes).
+    pub fn by_index_mut(&mut self, i: usize) -> &mut Peer {
+        &mut self.map[i]
     }
 
     /// One peer, to change.
@@ -187,7 +204,8 @@ impl Peers {
     pub fn remove(&mut self, h: &Handle) -> Option<Peer> {
         self.pending.retain(|p| p.handle != *h);
         self.skeletons.remove(&h.skeleton());
-        let p = self.map.remove(h)?;
+        // shift_remove keeps the order of the others (swap_remove would move the last).
+        let p = self.map.shift_remove(h)?;
         self.unindex(h, p.addr);
         Some(p)
     }

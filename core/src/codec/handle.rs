@@ -32,7 +32,7 @@ pub enum HandleError {
 /// A user's handle; holding one proves it is valid on the wire (1 to 32 characters, no
 /// whitespace, no control characters, no `,` and no `"`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Handle(String);
+pub struct Handle(compact_str::CompactString);
 
 impl Handle {
     /// Checks `s` and wraps it.
@@ -56,7 +56,7 @@ impl Handle {
         if n > MAX_HANDLE_CHARS {
             return Err(HandleError::TooLong(n));
         }
-        Ok(Handle(s.to_owned()))
+        Ok(Handle(compact_str::CompactString::new(s)))
     }
 
     /// The handle as text.

@@ -15,10 +15,13 @@ impl Chat {
             // A person reads it: it rings the bell when something arrives.
             self.attention.people.insert(conn);
         }
+        // The table keeps the order peers were learned in; a person reads them sorted.
+        let mut peers: Vec<String> = self.peers.map().keys().map(|h| h.to_string()).collect();
+        peers.sort_unstable();
         let hello = ServerMsg::Hello {
             handle: self.me.to_string(),
             port: self.s.port,
-            peers: self.peers.map().keys().map(|h| h.to_string()).collect(),
+            peers,
             commands: self.commands.clone(),
         };
         self.out.ipc.push((To::Conn(conn), hello));

@@ -372,13 +372,18 @@ impl Chat {
             }
             let round = self.round;
             // A peer listed again where it is (every list repeats them all): one lookup.
-            let known = self.peers.get(&e.handle).is_some_and(|p| p.addr == addr);
-            if !known && !self.claim(now, &e.handle, addr) {
-                continue;
+            let mut at = self
+                .peers
+                .index_of(&e.handle)
+                .filter(|&i| self.peers.by_index(i).addr == addr);
+            if at.is_none() {
+                if !self.claim(now, &e.handle, addr) {
+                    continue;
+                }
+                at = self.peers.index_of(&e.handle);
             }
-            let Some(p) = self.peers.get_mut(&e.handle) else {
-                continue;
-            };
+            let Some(i) = at else { continue };
+            let p = self.peers.by_index_mut(i);
             if at_source || !p.home_seen {
                 p.last_seen = now;
             }

@@ -15,7 +15,10 @@ impl Chat {
                 .map(|s| s.to_string())
                 .collect(),
         ];
-        for (h, p) in self.peers.map() {
+        // The table keeps the order peers were learned in; a person reads them sorted.
+        let mut sorted: Vec<_> = self.peers.map().iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (h, p) in sorted {
             let mut forms = p.forms.to_string();
             if let Some(port) = self.s.image_ports.get(h.as_str()) {
                 forms.push_str(&format!(",images on {port}"));
