@@ -525,3 +525,71 @@ fn connection(mut s: TcpStream, sh: Arc<Shared>, tx: mpsc::Sender<Got>, d: Diale
         sh.held.lock().unwrap().push(s);
     }
 }
+
+/// A peer played by this test: a UDP socket and a TCP listener on one port, joined to a client.
+pub struct FakePeer {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+}
+
+impl FakePeer {
+    pub fn join(handle: &str, client_port: u16) -> FakePeer {
+        // Bind both at once; a port taken since free_port looked is passed over, not fatal.
+        let (port, udp, tcp) = (0..100)
+            .find_map(|_| {
+                let port = free_port();
+                let udp = UdpSocket::bind(("127.0.0.1", port)).ok()?;
+                let tcp = TcpListener::bind(("127.0.0.1", port)).ok()?;
+                Some((port, udp, tcp))
+            })
+            .expect("no port pair for a fake peer in 100 tries");
+        udp.send_to(
+            format!("JOIN {handle} {port}\n").as_bytes(),
+            ("127.0.0.1", client_port),
+        )
+        .unwrap();
+        FakePeer { udp, tcp }
+    }
+
+    /// The next datagram but JOIN and the slcp hello (which a plain peer drops).
+    pub fn recv_udp(&self, t: Duration) -> Option<String> {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let d = self.recv_udp_all(left)?;
+            if !d.starts_with("SLCPX ") {
+                return Some(d);
+            }
+        }
+    }
+
+    /// The next datagram but JOIN.
+    pub fn recv_udp_all(&self, t: Duration) -> Option<String> {
+        if t.is_zero() {
+            return None;
+        }
+        self.udp.set_read_timeout(Some(t)).unwrap();
+        let mut b = [0u8; 2048];
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if let Ok(n) = self.udp.recv(&mut b) {
+                let s = String::from_utf8_lossy(&b[..n]).into_owned();
+                if !s.starts_with("JOIN") {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// The client's TCP connection, waited for at most `t` (std's accept has no timeout, so a
+    /// helper thread accepts on a clone of the listener; it dies with the test on a timeout).
+    pub fn accept(&self, t: Duration) -> TcpStream {
+        let l = self.tcp.try_clone().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(l.accept().map(|(c, _)| c)));
+        rx.recv_timeout(t)
+            .unwrap_or_else(|_| panic!("the client did not connect within {t:?}"))
+            .unwrap()
+    }
+}

@@ -8,17 +8,24 @@ pub mod bench;
 pub mod browser;
 pub mod capture;
 pub mod fake;
+pub mod ipc;
 pub mod netns;
 pub mod tmux;
+
+// Not every test uses both.
+#[allow(unused_imports)]
+pub use fake::FakePeer;
+#[allow(unused_imports)]
+pub use ipc::Ipc;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use slcp_core::ipc::{Event, IpcClient, RuntimeInfo, ServerMsg};
+use slcp_core::ipc::{IpcClient, RuntimeInfo, ServerMsg};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slcp");
 
@@ -396,131 +403,6 @@ impl Drop for Lan {
     }
 }
 
-/// An IPC connection with the events it has seen.
-pub struct Ipc {
-    pub c: IpcClient,
-    pub peers: Vec<String>,
-    pub events: Vec<Event>,
-}
-
-impl Ipc {
-    /// Wraps an attached client and its hello.
-    pub fn new(c: IpcClient, hello: ServerMsg) -> Ipc {
-        let ServerMsg::Hello { peers, .. } = &hello else {
-            panic!("{hello:?}")
-        };
-        Ipc {
-            peers: peers.clone(),
-            c,
-            events: Vec::new(),
-        }
-    }
-
-    /// Runs a command; returns its lines or its error.
-    pub fn cmd(&mut self, line: &str) -> Result<Vec<String>, String> {
-        let id = self.c.send(line).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no reply to {line:?}");
-            self.c.set_timeout(Some(left)).unwrap();
-            match self.c.recv().unwrap().expect("client closed") {
-                ServerMsg::Reply {
-                    id: got,
-                    lines,
-                    error,
-                } if got == id => {
-                    return match error {
-                        Some(e) => Err(e),
-                        None => Ok(lines),
-                    };
-                }
-                ServerMsg::Event { event, .. } => self.events.push(event),
-                _ => {}
-            }
-        }
-    }
-
-    /// Waits until an event satisfying `f` arrives (or has arrived), within `t`.
-    pub fn wait_event(&mut self, t: Duration, f: impl Fn(&Event) -> bool) -> Option<Event> {
-        if let Some(i) = self.events.iter().position(&f) {
-            return Some(self.events.remove(i));
-        }
-        let deadline = Instant::now() + t;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.c.set_timeout(Some(left)).unwrap();
-            match self.c.recv() {
-                Ok(Some(ServerMsg::Event { event, .. })) => {
-                    if f(&event) {
-                        return Some(event);
-                    }
-                    self.events.push(event);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return None,
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Asserts that `want` arrives (or has arrived) within `t`.
-    pub fn expect_event(&mut self, t: Duration, want: Event) {
-        let got = self.wait_event(t, |e| *e == want);
-        assert!(
-            got.is_some(),
-            "{want:?} did not arrive within {t:?}; other events: {:?}",
-            self.events
-        );
-    }
-
-    /// Waits until `WHO -v` shows `who` with `needle` in its row (`slcpx:` once its extension
-    /// hello came, `encrypted` once a session is up), within `t`.
-    pub fn wait_who(&mut self, who: &str, needle: &str, t: Duration) {
-        let deadline = Instant::now() + t;
-        loop {
-            let rows = self.cmd("WHO -v").unwrap_or_default();
-            if rows
-                .iter()
-                .any(|r| r.starts_with(&format!("{who} ")) && r.contains(needle))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "WHO never showed {who} with {needle:?}: {rows:?}"
-            );
-        }
-    }
-
-    /// Waits until every handle of `want` is known (from the hello or join events), within `t`.
-    pub fn wait_peers(&mut self, want: &[&str], t: Duration) -> bool {
-        let deadline = Instant::now() + t;
-        loop {
-            for e in self.events.drain(..).collect::<Vec<_>>() {
-                if let Event::Join { handle, .. } = &e {
-                    self.peers.push(handle.clone());
-                }
-            }
-            if want.iter().all(|w| self.peers.iter().any(|p| p == w)) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            if let Some(Event::Join { handle, .. }) =
-                self.wait_event(left, |e| matches!(e, Event::Join { .. }))
-            {
-                self.peers.push(handle);
-            }
-        }
-    }
-}
-
 /// Runs `cmd` with `stdin` piped in; kills it and fails the test after `t`.
 pub fn run_with_input(mut cmd: Command, stdin: &str, t: Duration) -> Output {
     let mut child = cmd
@@ -695,72 +577,4 @@ pub fn send_raw(port: u16, bytes: &[u8]) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.send_to(bytes, SocketAddr::from(([127, 0, 0, 1], port)))
         .unwrap();
-}
-
-/// A peer played by this test: a UDP socket and a TCP listener on one port, joined to a client.
-pub struct FakePeer {
-    pub udp: UdpSocket,
-    pub tcp: TcpListener,
-}
-
-impl FakePeer {
-    pub fn join(handle: &str, client_port: u16) -> FakePeer {
-        // Bind both at once; a port taken since free_port looked is passed over, not fatal.
-        let (port, udp, tcp) = (0..100)
-            .find_map(|_| {
-                let port = free_port();
-                let udp = UdpSocket::bind(("127.0.0.1", port)).ok()?;
-                let tcp = TcpListener::bind(("127.0.0.1", port)).ok()?;
-                Some((port, udp, tcp))
-            })
-            .expect("no port pair for a fake peer in 100 tries");
-        udp.send_to(
-            format!("JOIN {handle} {port}\n").as_bytes(),
-            ("127.0.0.1", client_port),
-        )
-        .unwrap();
-        FakePeer { udp, tcp }
-    }
-
-    /// The next datagram but JOIN and the slcp hello (which a plain peer drops).
-    pub fn recv_udp(&self, t: Duration) -> Option<String> {
-        let deadline = Instant::now() + t;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let d = self.recv_udp_all(left)?;
-            if !d.starts_with("SLCPX ") {
-                return Some(d);
-            }
-        }
-    }
-
-    /// The next datagram but JOIN.
-    pub fn recv_udp_all(&self, t: Duration) -> Option<String> {
-        if t.is_zero() {
-            return None;
-        }
-        self.udp.set_read_timeout(Some(t)).unwrap();
-        let mut b = [0u8; 2048];
-        let deadline = Instant::now() + t;
-        while Instant::now() < deadline {
-            if let Ok(n) = self.udp.recv(&mut b) {
-                let s = String::from_utf8_lossy(&b[..n]).into_owned();
-                if !s.starts_with("JOIN") {
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
-
-    /// The client's TCP connection, waited for at most `t` (std's accept has no timeout, so a
-    /// helper thread accepts on a clone of the listener; it dies with the test on a timeout).
-    pub fn accept(&self, t: Duration) -> TcpStream {
-        let l = self.tcp.try_clone().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || tx.send(l.accept().map(|(c, _)| c)));
-        rx.recv_timeout(t)
-            .unwrap_or_else(|_| panic!("the client did not connect within {t:?}"))
-            .unwrap()
-    }
 }
