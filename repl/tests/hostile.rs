@@ -1,7 +1,8 @@
 //! A hostile peer on the LAN and another user of the machine replay every attack of the trust
 //! issue (bounded counts, see `support/attack.rs`); each test asserts the bound that now holds:
 //! who holds bob afterwards, what the prompt printed (byte-exact), memory after floods, message
-//! latency while a flood runs, bytes out per byte in, files left, descriptors.
+//! latency while a flood runs, bytes out per byte in, files left, descriptors. And noise: malformed
+//! datagrams and IPC lines are counted and refused while discovery and client keep serving.
 
 mod support;
 
@@ -228,4 +229,151 @@ fn unasked_lists_strangers_slow_connections_and_ipc_floods_are_bounded() {
             )
             .is_some()
     );
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_datagrams_are_counted_and_both_keep_serving() {
+    let mut lan = Lan::new("");
+    lan.start_all(&["alice", "bob", "carol"]);
+    let mut a = lan.ipc("alice");
+    let mut b = lan.ipc("bob");
+    assert!(a.wait_peers(&["bob"], 2 * S));
+    let alice_port = lan.user("alice").port;
+    let mut bad: Vec<Vec<u8>> = [
+        &b"\xff\xfe\xfd"[..],
+        b"",
+        b"\n\n",
+        b"HELLO",
+        b"JOIN",
+        b"JOIN x 0",
+        b"JOIN x 70000",
+        b"JOIN a,b 5000",
+        b"LEAVE",
+        b"WHO is there",
+        b"KNOWUSERS a 1.2.3.999 5",
+        b"MSG",
+        b"MSG a",
+        b"IMG a lots",
+        b"AWAY a b",
+    ]
+    .iter()
+    .map(|b| b.to_vec())
+    .collect();
+    for seed in 1..=20 {
+        bad.push(noise(seed, (seed as usize * 97) % 1400 + 1));
+    }
+    bad.push(vec![b'A'; 65_507]);
+    bad.push(noise(99, 65_507));
+    let before = lan.discovery_status()["malformed"].as_u64().unwrap();
+    for d in &bad {
+        send_raw(lan.whoisport, d);
+        send_raw(alice_port, d);
+    }
+    // A good message sent after the bad ones arrives: the client read past all of them.
+    b.cmd("MSG alice after the storm").unwrap();
+    assert!(
+        a.wait_event(
+            2 * S,
+            |e| matches!(e, Event::Message { text, .. } if text == "after the storm")
+        )
+        .is_some()
+    );
+    let status = a.cmd("STATUS").unwrap();
+    let malformed: u64 = status
+        .iter()
+        .find_map(|l| l.strip_prefix("malformed "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Random bytes may decode as a valid line now and then; nearly all must be counted.
+    assert!(
+        malformed >= bad.len() as u64 - 5,
+        "alice counted {malformed} of {}",
+        bad.len()
+    );
+    // The discovery answers WHO after the storm, and counted it.
+    assert_eq!(lan.who(), vec!["alice", "bob", "carol"]);
+    let after = lan.discovery_status()["malformed"].as_u64().unwrap();
+    assert!(
+        after - before >= bad.len() as u64 - 5,
+        "discovery counted {}",
+        after - before
+    );
+}
+
+#[test]
+fn bad_ipc_input_is_refused_and_the_client_keeps_serving() {
+    use std::io::{Read, Write};
+    let mut lan = Lan::new("");
+    lan.start_all(&["alice"]);
+    let info = lan.runtime("alice");
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", info.ipc_port)).unwrap();
+        s.set_read_timeout(Some(5 * S)).unwrap();
+        s
+    };
+    // What the client says before it closes a connection (nothing, when it resets it).
+    let verdict = |mut s: std::net::TcpStream| {
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        text(&got)
+    };
+    // Random bytes instead of the token line.
+    let mut s = connect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&noise);
+    let _ = s.write_all(b"\n");
+    assert!(verdict(s).contains("wrong IPC token"));
+    // A line that never ends: closed once it passes the limit, not buffered forever.
+    let mut s = connect();
+    let chunk = vec![b'x'; 64 << 10];
+    let mut wrote = 0;
+    while wrote <= slcp_core::ipc::MAX_LINE && s.write_all(&chunk).is_ok() {
+        wrote += chunk.len();
+    }
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(
+        !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "an over-long line was not closed: {end:?}"
+    );
+    // After a good token: broken JSON, JSON of the wrong shape, invalid UTF-8 are ignored, and
+    // the same connection still runs the next good request.
+    let mut s = connect();
+    writeln!(s, "{{\"token\":\"{}\"}}", info.token).unwrap();
+    s.write_all(b"{not json\n[1,2,3]\n{\"id\":\"x\"}\n\xff\xfe\n")
+        .unwrap();
+    s.write_all(b"{\"id\":7,\"line\":\"STATUS\"}\n").unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let mut line = String::new();
+    let reply = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0,
+            "closed"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v.get("id").and_then(|i| i.as_u64()) == Some(7) {
+            break v;
+        }
+    };
+    assert!(reply.to_string().contains("handle    alice"), "{reply}");
+    // And other prompts are served as before.
+    lan.ipc("alice").cmd("STATUS").unwrap();
 }
