@@ -18,7 +18,7 @@ use slcp_core::codec::{self, Handle, Message, UserEntry};
 use slcp_core::net;
 
 use crate::mix;
-use crate::table::{Entry, MAX_ENTRIES, Out, Table};
+use crate::table::{Entry, MAX_ENTRIES, MAX_PER_SOURCE, Out, Table};
 
 /// Host refreshes per second on the whole LAN that the refresh interval aims at.
 pub const REFRESH_RATE: f64 = 15.0;
@@ -88,6 +88,8 @@ pub struct Relay {
     ask_at: Option<Instant>,
     /// Datagrams to broadcast a second time, and when.
     again: Vec<(Instant, Vec<u8>)>,
+    /// Announcements said once because the LAN was busy, to say again once it is quiet.
+    after_storm: Vec<Vec<u8>>,
     turn: u64,
 }
 
@@ -153,6 +155,7 @@ impl Table {
             asked: None,
             taught: 0,
             ask_again: true,
+            after_storm: Vec::new(),
             ask_at: None,
             again: Vec::new(),
             turn: 0,
@@ -474,6 +477,17 @@ impl Table {
             for d in fresh {
                 r.again.extend(copies.iter().map(|a| (now + *a, d.clone())));
             }
+            // What was said once in the storm goes out once more now that it is over, at a
+            // moment of the next few seconds: a host that lost it late in the storm, after
+            // its lists were asked for, would otherwise wait a refresh interval.
+            if !r.after_storm.is_empty() {
+                let at = now + BOOTSTRAP_SPREAD.mul_f64(r.unit());
+                let later = std::mem::take(&mut r.after_storm);
+                r.again.extend(later.into_iter().map(|d| (at, d)));
+            }
+        } else {
+            let room = MAX_PER_SOURCE.saturating_sub(r.after_storm.len());
+            r.after_storm.extend(fresh.into_iter().take(room));
         }
         for d in send.drain(..) {
             for t in &r.targets {

@@ -292,3 +292,49 @@ fn look_alike_and_invisible_handles_are_refused() {
     assert_eq!(t.stats.malformed, 2);
     assert_eq!(t.stats.refused, 2);
 }
+
+/// How often the relay broadcast `line` while the LAN ran `per_step` datagrams every 10 ms from
+/// ten other hosts for 3 s, then one a second from one host for 12 s; the local user joined 1 s in.
+fn said_in_a_storm(per_step: u32, line: &str) -> usize {
+    let (mut t, t0) = (
+        // A long expiry puts the first refresh (half an interval at the least) past the run.
+        Table::new(Duration::from_secs(350), vec![Ipv4Addr::new(10, 0, 0, 1)]),
+        Instant::now(),
+    );
+    let lan = addr("10.0.0.255:4000");
+    t.set_relay(4000, vec![lan], "10.0.0.1".parse().unwrap());
+    let mut said = 0;
+    let mut count = |out: Out| {
+        said += text(out)
+            .iter()
+            .filter(|(a, d)| *a == lan && d == line)
+            .count()
+    };
+    let step = Duration::from_millis(10);
+    for i in 0..1500u32 {
+        let now = t0 + step * i;
+        let burst = if i < 300 {
+            per_step
+        } else {
+            u32::from(i % 100 == 0)
+        };
+        for k in 0..burst {
+            let h = if i < 300 { (i * per_step + k) % 10 } else { 0 };
+            let src = addr(&format!("10.0.1.{}:4000", h + 1));
+            count(t.datagram(now, src, format!("JOIN u{h} 5000\n").as_bytes()));
+        }
+        if i == 100 {
+            count(t.datagram(now, addr("10.0.0.1:5000"), b"JOIN bob 5000\n"));
+        }
+        count(t.tick(now));
+    }
+    said
+}
+
+#[test]
+fn an_announcement_said_once_in_a_storm_is_said_again_after_it() {
+    // A quiet LAN: at once, and again after 250 ms and 750 ms.
+    assert_eq!(said_in_a_storm(0, "JOIN bob 5000\n"), 3);
+    // 300 datagrams a second: once in the storm, once more when it is over.
+    assert_eq!(said_in_a_storm(3, "JOIN bob 5000\n"), 2);
+}
