@@ -7,11 +7,10 @@
 //! holder that sends from its own port speaks only from it.
 
 use std::collections::HashMap;
-
-use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use log::{debug, info};
 use slcp_core::client::peers::is_unicast;
 use slcp_core::codec::{self, Forms, Handle, Message, UserEntry};

@@ -12,10 +12,10 @@
 //! Pure: no I/O, no clock; every call takes `now`.
 
 use std::collections::HashMap;
-
-use indexmap::IndexMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
 
 use crate::codec::{Forms, Handle};
 use crate::ext::Exts;
