@@ -78,6 +78,7 @@ impl Table {
             self.relay(now, &h, &leave, &mut out);
         }
         self.relay_tick(now, &mut out);
+        self.watch_tick(now, &mut out);
         let due = self.next_probe_round.is_none_or(|t| now >= t);
         if due {
             self.next_probe_round = Some(now + self.expiry);
@@ -127,12 +128,21 @@ impl Table {
             })
             .chain([now + self.expiry])
             .min();
-        let gone: Vec<Handle> = self
+        let stale: Vec<(Handle, std::net::IpAddr)> = self
             .entries
             .iter()
             .filter(|(_, e)| !self.alive(e, now))
-            .map(|(h, _)| h.clone())
+            .map(|(h, e)| (h.clone(), e.ip))
             .collect();
+        let mut gone = Vec::new();
+        for (h, ip) in stale {
+            if self.ask_before_drop(now, ip) {
+                // Kept, but out of the lists until its host answers.
+                self.generation += 1;
+            } else {
+                gone.push(h);
+            }
+        }
         for h in &gone {
             info!("{h} expired");
             self.take(h);

@@ -191,7 +191,7 @@ fn send_all(udp: &UdpSocket, out: Vec<(SocketAddr, Vec<u8>)>) {
 /// The status line a connection to TCP 127.0.0.1:whoisport receives.
 pub fn status_line(table: &Table) -> String {
     format!(
-        "{{\"service\":\"slcp-discovery\",\"pid\":{},\"users\":{},\"heartbeating\":{},\"datagrams\":{},\"malformed\":{},\"who\":{},\"clashes\":{},\"relayed\":{},\"refused\":{}}}\n",
+        "{{\"service\":\"slcp-discovery\",\"pid\":{},\"users\":{},\"heartbeating\":{},\"datagrams\":{},\"malformed\":{},\"who\":{},\"clashes\":{},\"relayed\":{},\"refused\":{},\"silent\":{}}}\n",
         std::process::id(),
         table.entries().len(),
         table.entries().values().filter(|e| e.refreshed).count(),
@@ -200,7 +200,8 @@ pub fn status_line(table: &Table) -> String {
         table.stats.who,
         table.stats.clashes,
         table.stats.relayed,
-        table.stats.refused
+        table.stats.refused,
+        table.stats.silent
     )
 }
 

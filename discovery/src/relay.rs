@@ -9,10 +9,10 @@
 //! Pure like the table: time comes in, datagrams go out; the jitter is a hash of this host's
 //! address and a counter, so a run is the same every time.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use log::{debug, info};
 use slcp_core::codec::{self, Handle, Message, UserEntry};
 use slcp_core::net;
@@ -21,7 +21,7 @@ use crate::mix;
 use crate::table::{Entry, MAX_ENTRIES, MAX_PER_SOURCE, Out, Table};
 
 /// Host refreshes per second on the whole LAN that the refresh interval aims at.
-pub const REFRESH_RATE: f64 = 15.0;
+pub const REFRESH_RATE: f64 = 18.0;
 /// The shortest refresh interval is the expiry over this (35 s: 10 s, the clients' own
 /// heartbeat by default).
 const MIN_REFRESH_DIV: f64 = 3.5;
@@ -51,7 +51,7 @@ const LOCAL_PROBE: Duration = Duration::from_secs(5);
 /// p cubed, so at 1 % loss a LAN of a thousand hosts all hear a join within the second
 /// (twice, one join in ten left some host waiting a refresh interval). While others join too
 /// it is said twice (see `relay_tick`).
-const AGAIN: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(750)];
+pub(crate) const AGAIN: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(750)];
 /// The bootstrap WHO goes out within this long after start.
 const BOOTSTRAP_SPREAD: Duration = Duration::from_secs(5);
 /// How long after our own WHO the answers of other discoveries are taken into the table.
@@ -60,11 +60,12 @@ const BOOTSTRAP: Duration = Duration::from_secs(5);
 /// What the relay keeps beside the table.
 #[derive(Debug)]
 pub struct Relay {
-    whoisport: u16,
-    targets: Vec<SocketAddr>,
-    me: IpAddr,
-    /// Other hosts' slcp discoveries, by address, with when they were last heard.
-    discoveries: BTreeMap<IpAddr, Instant>,
+    pub(crate) whoisport: u16,
+    pub(crate) targets: Vec<SocketAddr>,
+    pub(crate) me: IpAddr,
+    /// Other hosts' discoveries, by address, with when they were last heard.
+    /// (In the order first heard: the picks of the question at start are a draw among them.)
+    pub(crate) discoveries: IndexMap<IpAddr, Instant>,
     /// Local users to announce: since when, and the draw in [0, 1) that places the
     /// announcement within the spread the news of the LAN calls for.
     announce: Vec<(Instant, f64, Handle)>,
@@ -87,9 +88,11 @@ pub struct Relay {
     /// When the bootstrap WHO is due.
     ask_at: Option<Instant>,
     /// Datagrams to broadcast a second time, and when.
-    again: Vec<(Instant, Vec<u8>)>,
+    pub(crate) again: Vec<(Instant, Vec<u8>)>,
     /// Announcements said once because the LAN was busy, to say again once it is quiet.
     after_storm: Vec<Vec<u8>>,
+    /// The other hosts this one watches (`watch.rs`).
+    pub(crate) watch: crate::table::watch::Watch,
     turn: u64,
 }
 
@@ -127,7 +130,7 @@ impl Relay {
 }
 
 /// Rendezvous weight of answerer `who` for asker `asker`.
-fn weight(asker: IpAddr, who: IpAddr) -> u64 {
+pub(crate) fn weight(asker: IpAddr, who: IpAddr) -> u64 {
     let bits = |ip: IpAddr| match ip {
         IpAddr::V4(v) => u64::from(u32::from(v)),
         IpAddr::V6(v) => u128::from(v) as u64,
@@ -146,7 +149,7 @@ impl Table {
             whoisport,
             targets,
             me,
-            discoveries: BTreeMap::new(),
+            discoveries: IndexMap::new(),
             announce: Vec::new(),
             news: std::collections::VecDeque::new(),
             heard: (None, 0, 0),
@@ -158,6 +161,7 @@ impl Table {
             after_storm: Vec::new(),
             ask_at: None,
             again: Vec::new(),
+            watch: Default::default(),
             turn: 0,
         });
     }
@@ -177,18 +181,19 @@ impl Table {
     }
 
     /// How long between two refreshes of this host's users, for the users we know of: each
-    /// user's JOIN once per interval keeps the LAN's total near 15 a second.
+    /// user's JOIN once per interval keeps the LAN's total near [`REFRESH_RATE`] a second.
     pub fn refresh_interval(&self) -> Duration {
         let users = self.entries().len().max(1);
         let least = self.expiry.div_f64(MIN_REFRESH_DIV);
         least.max(Duration::from_secs_f64(users as f64 / REFRESH_RATE))
     }
 
-    /// Remote users live this long without a refresh: three refresh intervals, so that one
-    /// lost refresh drops nobody.
+    /// Remote users live this long without a refresh: three and a half refresh intervals, so
+    /// that only three lost in a row drop a user (a host switched off is told by its watchers
+    /// within one interval, watch.rs; this is for when they are gone too).
     pub(crate) fn remote_expiry(&self) -> Duration {
         match self.relay {
-            Some(_) => self.expiry.max(self.refresh_interval() * 3),
+            Some(_) => self.expiry.max(self.refresh_interval().mul_f64(3.5)),
             None => self.expiry,
         }
     }
@@ -222,6 +227,7 @@ impl Table {
             && (r.discoveries.len() < MAX_ENTRIES || r.discoveries.contains_key(&src.ip()))
         {
             r.discoveries.insert(src.ip(), now);
+            self.watch_heard(now, src.ip());
         }
     }
 
@@ -274,6 +280,9 @@ impl Table {
         users: Vec<UserEntry>,
         out: &mut Out,
     ) {
+        if self.asked_alive(now, src, &users, out) {
+            return;
+        }
         let Some(r) = self.relay.as_ref() else { return };
         let fresh = r.asked.is_some_and(|t| now.duration_since(t) <= BOOTSTRAP);
         if !fresh || src.port() != r.whoisport || self.is_local(src.ip()) {
@@ -400,7 +409,7 @@ impl Table {
                 }
                 let ask: Vec<IpAddr> = picks
                     .iter()
-                    .filter_map(|&i| r.discoveries.keys().nth(i).copied())
+                    .filter_map(|&i| r.discoveries.get_index(i).map(|(ip, _)| *ip))
                     .collect();
                 r.ask_at = None;
                 r.asked = Some(now);
@@ -453,11 +462,12 @@ impl Table {
         if local.is_empty() {
             r.refresh = None;
         } else if refresh {
-            r.refresh = Some((now, 0.75 + 0.5 * r.unit()));
+            // On the dot: the watchers (watch.rs) ask a host whose refresh is late.
+            r.refresh = Some((now, 1.0));
         } else if r.refresh.is_none() && !due.is_empty() {
-            // The first refresh spread wider (half to one and a half intervals), so hosts
-            // powered up together do not refresh together.
-            r.refresh = Some((now, 0.5 + r.unit()));
+            // The first refresh at a moment of the first interval, so hosts powered up
+            // together do not refresh together (then or ever after).
+            r.refresh = Some((now, r.unit()));
         }
         if probe {
             r.next_probe = Some(now + LOCAL_PROBE);
@@ -513,6 +523,7 @@ impl Table {
             r.asked.filter(|_| r.ask_again).map(|t| t + BOOTSTRAP),
             r.refresh.map(|(from, d)| from + interval.mul_f64(d)),
             r.next_probe,
+            self.watch_deadline(interval),
         ]
         .into_iter()
         .flatten()

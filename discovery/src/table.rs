@@ -40,8 +40,9 @@ pub struct Entry {
     pub away: bool,
     /// Their datagrams come from that port: only that socket speaks for them.
     pub own_port: bool,
-    /// They refreshed their entry (a second JOIN, a WHO poll): they heartbeat, so they expire
-    /// when they stop. An entry never refreshed stays until it leaves or its port is closed.
+    /// They refreshed their entry (a second JOIN, a WHO poll), or their host's slcp discovery
+    /// announced them (it refreshes them): they heartbeat, so they expire when they stop. An
+    /// entry never refreshed stays until it leaves or its port is closed.
     pub refreshed: bool,
     pub(crate) joined: Instant,
     pub(crate) last_seen: Instant,
@@ -64,6 +65,8 @@ pub struct Stats {
     pub refused: u64,
     /// WHO from other hosts left to the discoveries chosen for them (relay).
     pub suppressed: u64,
+    /// Users dropped because their host went silent (watch.rs).
+    pub silent: u64,
 }
 
 struct PendingClaim {
@@ -314,6 +317,9 @@ impl Table {
     fn touch(&mut self, now: Instant, src: SocketAddr) {
         let local = self.local_ips.clone();
         for h in self.at_addr(src.ip(), src.port()) {
+            if self.entries.get(&h).is_some_and(|e| !self.alive(e, now)) {
+                self.generation += 1;
+            }
             let Some(e) = self.entries.get_mut(&h) else {
                 continue;
             };
@@ -336,19 +342,8 @@ impl Table {
             self.stats.suppressed += 1;
             return;
         }
-        let (since, n) = self.who_budget.entry(src.ip()).or_insert((now, 0));
-        if now.duration_since(*since) >= Duration::from_secs(1) {
-            *since = now;
-            *n = 0;
-        }
-        if *n >= WHO_PER_SEC {
-            self.stats.refused += 1;
+        if !self.who_allowed(now, src) {
             return;
-        }
-        *n += 1;
-        if self.who_budget.len() > MAX_ENTRIES {
-            self.who_budget
-                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
         }
         self.stats.who += 1;
         let forms = self.forms_of(src);
@@ -370,10 +365,32 @@ impl Table {
         }
     }
 
+    /// Whether `src` may have one more answer this second ([`WHO_PER_SEC`]).
+    pub(crate) fn who_allowed(&mut self, now: Instant, src: SocketAddr) -> bool {
+        let (since, n) = self.who_budget.entry(src.ip()).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            *since = now;
+            *n = 0;
+        }
+        if *n >= WHO_PER_SEC {
+            self.stats.refused += 1;
+            return false;
+        }
+        *n += 1;
+        if self.who_budget.len() > MAX_ENTRIES {
+            self.who_budget
+                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        true
+    }
+
     fn message(&mut self, now: Instant, src: SocketAddr, m: Message, out: &mut Out) {
         let ip = src.ip();
         match m {
-            Message::Join { handle, port } => self.join(now, src, handle, port, out),
+            Message::Join { handle, port } => {
+                self.spoke(now, src);
+                self.join(now, src, handle, port, out)
+            }
             Message::Leave { handle } => {
                 let ok = self.entries.get(&handle).map(|e| self.speaks_for(e, src));
                 match ok {
@@ -391,6 +408,7 @@ impl Table {
                             out,
                         );
                     }
+                    Some(false) if self.said_silent(now, &handle, src, out) => {}
                     Some(false) => {
                         self.stats.refused += 1;
                         info!("LEAVE {handle} from {src} refused: not its address");
@@ -416,7 +434,9 @@ impl Table {
             port,
             away: false,
             own_port: src.port() == port,
-            refreshed: false,
+            // Announced by its host's discovery, which refreshes it (and its watchers notice
+            // when that host goes silent, even before its first refresh).
+            refreshed: self.is_speaker(src),
             joined: now,
             last_seen: now,
         };
@@ -424,6 +444,11 @@ impl Table {
         let held = self.entries.get(&handle).cloned();
         match held {
             Some(e) if self.same_client(&e, ip, port) => {
+                // One that outlived its expiry (kept while its host is asked, watch.rs) is
+                // back in the lists.
+                if !self.alive(&e, now) {
+                    self.generation += 1;
+                }
                 let e = self.entries.get_mut(&handle).expect("held");
                 e.last_seen = now;
                 e.own_port |= src.port() == port;
@@ -537,6 +562,13 @@ mod lists;
 
 #[path = "expiry.rs"]
 mod expiry;
+
+#[path = "watch.rs"]
+pub(crate) mod watch;
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod watch_tests;
 
 #[cfg(test)]
 #[path = "table_tests.rs"]

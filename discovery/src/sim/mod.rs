@@ -25,9 +25,10 @@ pub use rng::Rng;
 use slcp_core::client::chat::{Chat, Encryption, NotifyMode, Settings};
 use slcp_core::codec::{Forms, Handle};
 
+pub use crate::relay::REFRESH_RATE;
 use crate::table::Table;
 pub use metrics::Metrics;
-pub use scenario::{Figures, figures};
+pub use scenario::{Figures, HOSTS_OFF, figures};
 
 /// The discovery port in the simulation.
 pub const WHOISPORT: u16 = 4000;

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Config, Sim, handle};
+use crate::relay::REFRESH_RATE;
 
 /// The figures of one LAN size.
 #[derive(Debug, Clone)]
@@ -28,8 +29,11 @@ pub struct Figures {
     /// One client dies (kill -9, its host stays up): until nobody lists it, and the datagrams
     /// it caused.
     pub kill: (Option<Duration>, i64),
-    /// One host goes off (no ICMP): until nobody lists its user, and the datagrams it caused.
+    /// Hosts go off (no ICMP), [`HOSTS_OFF`] of them one after the other at random moments:
+    /// the longest until nobody lists its user, and the datagrams the first caused.
     pub crash: (Option<Duration>, i64),
+    /// The median of the same.
+    pub crash_median: Option<Duration>,
     /// Steady state: unicast datagrams received per host per second (beyond the broadcasts
     /// every host hears).
     pub steady_unicast: f64,
@@ -40,6 +44,8 @@ pub struct Figures {
 }
 
 const S: Duration = Duration::from_secs(1);
+/// Hosts switched off, one after the other.
+pub const HOSTS_OFF: usize = 10;
 /// The steady state is watched from here on at the least (the cold start has settled).
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -68,8 +74,8 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
     let settled = settle(hosts);
     s.run_to(settled);
     let cold_peak = s.metrics.peak_received(Duration::ZERO, settled);
-    // At least two refresh intervals (users / 15 per second), or the window may hold none.
-    let steady = steady.max(Duration::from_secs_f64(hosts as f64 / 15.0 * 2.0).ceil_secs());
+    // At least two refresh intervals, or the window may hold none.
+    let steady = steady.max(Duration::from_secs_f64(hosts as f64 / REFRESH_RATE * 2.0).ceil_secs());
     let from = s.now();
     s.run_to(from + steady);
     let steady_per_host = s.metrics.received_per_host(from, from + steady, hosts);
@@ -124,18 +130,34 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         window_from(&mut s, t0, spent, (period, steady_lan, settled)),
     );
 
-    next_second(&mut s);
-    let t0 = s.now();
-    s.crash(0);
-    let dead = handle(0, 0);
-    let gone = s.run_until(forget, Duration::from_millis(100), |s| {
-        s.running().all(|(h, m)| !s.knows(h, m, &dead))
-    });
-    let spent = s.now() - t0;
-    let crash = (
-        gone,
-        window_from(&mut s, t0, spent, (period, steady_lan, settled)),
-    );
+    // How long a host switched off goes unnoticed depends on where in its refresh interval
+    // it went: [`HOSTS_OFF`] hosts, one after the other, each at a random moment of one
+    // interval; the worst, the median, and the datagrams of the first.
+    let interval = Duration::from_secs_f64(hosts as f64 / REFRESH_RATE).max(period);
+    let mut offs = Vec::new();
+    let mut crash_dgrams = 0;
+    for i in 0..HOSTS_OFF.min(hosts - 2) {
+        next_second(&mut s);
+        let at = s.now() + s.rng().upto(interval);
+        s.run_to(at);
+        let t0 = s.now();
+        // Host 1's client was killed above; host 0 and from host 2 on.
+        let victim = if i == 0 { 0 } else { i + 1 };
+        s.crash(victim);
+        let dead = handle(victim, 0);
+        let gone = s.run_until(forget, Duration::from_millis(100), |s| {
+            s.running().all(|(h, m)| !s.knows(h, m, &dead))
+        });
+        let spent = s.now() - t0;
+        if i == 0 {
+            crash_dgrams = window_from(&mut s, t0, spent, (period, steady_lan, settled));
+        }
+        offs.push(gone);
+    }
+    // Never noticed sorts last.
+    offs.sort_by_key(|d| d.unwrap_or(Duration::MAX));
+    let crash = (offs.last().copied().flatten(), crash_dgrams);
+    let crash_median = offs.get(offs.len() / 2).copied().flatten();
     Figures {
         hosts,
         loss,
@@ -147,6 +169,7 @@ pub fn figures(cfg: Config, steady: Duration, forget: Duration) -> Figures {
         leave,
         kill,
         crash,
+        crash_median,
         steady_unicast,
         simulated: s.now(),
         wall: wall.elapsed(),
