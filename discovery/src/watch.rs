@@ -202,7 +202,7 @@ impl Table {
             } else {
                 r.watch.asking.remove(&ip);
                 info!("{ip} answered none of {ASKS} questions: its users left");
-                self.stats.silent += 1;
+                self.stats.silent += users.len() as u64;
                 for (h, _) in users {
                     self.take(&h);
                     let leave = Message::Leave { handle: h.clone() };

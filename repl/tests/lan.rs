@@ -209,6 +209,66 @@ fn a_link_that_goes_down_and_up_brings_its_users_back() {
     );
 }
 
+/// A host cut off (no datagram, no ICMP: as if switched off) is known gone through its
+/// watchers (README "Discovery at scale"): within its refresh interval and three questions,
+/// long before the expiry that was the only way before them.
+#[test]
+fn a_host_cut_off_is_known_gone_within_its_refresh_interval_not_the_expiry() {
+    if !netns_available() {
+        return;
+    }
+    let mut net = Net::new(3, "");
+    // A refresh interval of 4 s (the expiry / 3.5) against an expiry of 14 s.
+    net.timing = "heartbeat = 0.5\nexpiry = 14".into();
+    for h in 1..=3 {
+        net.start_discovery(h);
+    }
+    for (h, u) in USERS {
+        net.start_client(h, u, "");
+    }
+    let mut ipcs: HashMap<&str, Ipc> = USERS.iter().map(|(h, u)| (*u, net.ipc(*h, u))).collect();
+    let others = ["ann", "abe", "ben", "bea"];
+    for u in others {
+        let i = ipcs.get_mut(u).unwrap();
+        assert!(i.wait_peers(&["cat", "cal"], 3 * S), "{u} never saw host 3");
+    }
+    sh(&["link", &net.name, "3", "down"]).unwrap();
+    let cut = Instant::now();
+    // At most 4 s to its refresh, then 0.3 s, three questions 300 ms apart: 5.2 s.
+    for u in others {
+        for gone in ["cat", "cal"] {
+            let left = (8 * S).saturating_sub(cut.elapsed());
+            let seen = ipcs.get_mut(u).unwrap().wait_event(left, |e| {
+                *e == Event::Leave {
+                    handle: gone.into(),
+                }
+            });
+            assert!(
+                seen.is_some(),
+                "{u} did not drop {gone} within 8 s of the cut"
+            );
+        }
+    }
+    let silent: u64 = (1..=2)
+        .map(|h| net.discovery_status(h)["silent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        silent, 4,
+        "hosts 1 and 2 each dropped cat and cal as silent"
+    );
+    // Back on the LAN: its next refresh (within 4 s) brings them back.
+    sh(&["link", &net.name, "3", "up"]).unwrap();
+    let up = Instant::now();
+    for u in others {
+        let left = (6 * S).saturating_sub(up.elapsed());
+        let i = ipcs.get_mut(u).unwrap();
+        assert!(
+            i.wait_peers(&["cat", "cal"], left),
+            "{u} never saw host 3 again"
+        );
+    }
+}
+
 #[test]
 fn the_same_handle_on_two_hosts_is_told_and_stays_out() {
     if !netns_available() {
