@@ -57,6 +57,16 @@ const BOOTSTRAP_SPREAD: Duration = Duration::from_secs(5);
 /// How long after our own WHO the answers of other discoveries are taken into the table.
 const BOOTSTRAP: Duration = Duration::from_secs(5);
 
+/// Another host's discovery, as heard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heard {
+    /// When its port last sent us something.
+    pub(crate) at: Instant,
+    /// It speaks for its host's users (a JOIN came from its port): an slcp discovery, watched
+    /// (watch.rs).
+    pub(crate) speaks: bool,
+}
+
 /// What the relay keeps beside the table.
 #[derive(Debug)]
 pub struct Relay {
@@ -65,7 +75,7 @@ pub struct Relay {
     pub(crate) me: IpAddr,
     /// Other hosts' discoveries, by address, with when they were last heard.
     /// (In the order first heard: the picks of the question at start are a draw among them.)
-    pub(crate) discoveries: IndexMap<IpAddr, Instant>,
+    pub(crate) discoveries: IndexMap<IpAddr, Heard>,
     /// Local users to announce: since when, and the draw in [0, 1) that places the
     /// announcement within the spread the news of the LAN calls for.
     announce: Vec<(Instant, f64, Handle)>,
@@ -226,8 +236,16 @@ impl Table {
         if src.port() == r.whoisport
             && (r.discoveries.len() < MAX_ENTRIES || r.discoveries.contains_key(&src.ip()))
         {
-            r.discoveries.insert(src.ip(), now);
-            self.watch_heard(now, src.ip());
+            let e = r.discoveries.entry(src.ip());
+            let i = e.index();
+            let h = e.or_insert(Heard {
+                at: now,
+                speaks: false,
+            });
+            h.at = now;
+            if h.speaks {
+                self.watch_heard(now, src.ip(), i);
+            }
         }
     }
 
@@ -266,7 +284,7 @@ impl Table {
         let better = r
             .discoveries
             .iter()
-            .filter(|(ip, t)| **ip != asker && now.duration_since(**t) <= alive)
+            .filter(|(ip, h)| **ip != asker && now.duration_since(h.at) <= alive)
             .filter(|(ip, _)| weight(asker, **ip) > mine)
             .count();
         from_discovery || better < ANSWERERS

@@ -388,7 +388,7 @@ impl Table {
         let ip = src.ip();
         match m {
             Message::Join { handle, port } => {
-                self.spoke(now, src);
+                self.spoke(src);
                 self.join(now, src, handle, port, out)
             }
             Message::Leave { handle } => {

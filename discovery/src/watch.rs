@@ -8,7 +8,7 @@
 //! after all, answers it by announcing its users again. Everyone else never drops a user for
 //! one lost refresh: only the watchers ask, so the cost is two questions per lost refresh.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use log::info;
 use slcp_core::codec::{self, Handle, Message, UserEntry};
 
 use super::{MAX_ENTRIES, Out, Table};
+use crate::relay::Heard;
 use crate::relay::{AGAIN, weight};
 
 /// Discoveries that watch one host.
@@ -34,13 +35,11 @@ const ANSWERED: usize = 8;
 /// What the relay keeps to watch other hosts.
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    /// Hosts whose discovery speaks for its users (a JOIN came from its discovery port).
-    speakers: HashSet<IpAddr>,
-    /// Each time a speaker's discovery port was heard, oldest first; an entry counts while it
-    /// is the speaker's last (`Relay::discoveries`). The front is kept current, so its
-    /// deadline is the next host that can be late (a queue: a datagram costs O(1), where a
-    /// sorted set cost the simulator a tenth of its time).
-    heard: VecDeque<(Instant, IpAddr)>,
+    /// Each time a speaker's discovery port was heard, oldest first, with its index in
+    /// `Relay::discoveries`; an entry counts while it is the speaker's last. The front is kept
+    /// current, so its deadline is the next host that can be late (a queue: a datagram costs
+    /// O(1), where a sorted set cost the simulator a tenth of its time).
+    heard: VecDeque<(Instant, usize)>,
     /// Hosts being asked: questions sent, when the next is due.
     asking: BTreeMap<IpAddr, (u8, Instant)>,
     /// When this host last announced its users against a LEAVE said for them.
@@ -58,8 +57,8 @@ impl crate::relay::Relay {
     /// Drops the times at the front that are no speaker's last any more (bounded: past
     /// [`MAX_ENTRIES`] times four, only the last of each is kept).
     fn forget_heard(&mut self) {
-        let last = |d: &indexmap::IndexMap<IpAddr, Instant>, (t, ip): &(Instant, IpAddr)| {
-            d.get(ip) == Some(t)
+        let last = |d: &indexmap::IndexMap<IpAddr, Heard>, (t, i): &(Instant, usize)| {
+            d.get_index(*i).is_some_and(|(_, h)| h.at == *t)
         };
         while let Some(front) = self.watch.heard.front() {
             if last(&self.discoveries, front) {
@@ -75,14 +74,12 @@ impl crate::relay::Relay {
 }
 
 impl Table {
-    /// A datagram came from `ip`'s discovery port (`Relay::discoveries` has it already).
-    pub(crate) fn watch_heard(&mut self, now: Instant, ip: IpAddr) {
+    /// A datagram came from the discovery port of `ip`, a speaker, `i` in
+    /// `Relay::discoveries` (which has it already).
+    pub(crate) fn watch_heard(&mut self, now: Instant, ip: IpAddr, i: usize) {
         let Some(r) = self.relay.as_mut() else { return };
         let w = &mut r.watch;
-        if !w.speakers.contains(&ip) {
-            return;
-        }
-        w.heard.push_back((now, ip));
+        w.heard.push_back((now, i));
         if !w.asking.is_empty() {
             w.asking.remove(&ip);
         }
@@ -94,12 +91,12 @@ impl Table {
         self.relay.as_ref().is_some_and(|r| {
             src.port() == r.whoisport
                 && !self.is_local(src.ip())
-                && r.watch.speakers.contains(&src.ip())
+                && r.discoveries.get(&src.ip()).is_some_and(|h| h.speaks)
         })
     }
 
     /// `src` said a JOIN from its discovery port: an slcp discovery, to watch.
-    pub(crate) fn spoke(&mut self, now: Instant, src: SocketAddr) {
+    pub(crate) fn spoke(&mut self, src: SocketAddr) {
         if self.is_local(src.ip()) {
             return;
         }
@@ -107,13 +104,12 @@ impl Table {
         if src.port() != r.whoisport {
             return;
         }
-        // Watched only while its last word is kept (`discoveries` is bounded too).
-        if !r.discoveries.contains_key(&src.ip()) {
-            return;
-        }
-        let w = &mut r.watch;
-        if w.speakers.len() < MAX_ENTRIES && w.speakers.insert(src.ip()) {
-            w.heard.push_back((now, src.ip()));
+        // Watched only while its last word is kept (`discoveries` is bounded).
+        if let Some((i, _, h)) = r.discoveries.get_full_mut(&src.ip())
+            && !h.speaks
+        {
+            h.speaks = true;
+            r.watch.heard.push_back((h.at, i));
         }
     }
 
@@ -126,15 +122,10 @@ impl Table {
         let alive = self.remote_expiry();
         let mine = weight(ip, r.me);
         let better = r
-            .watch
-            .speakers
+            .discoveries
             .iter()
-            .filter(|s| **s != ip && weight(ip, **s) > mine)
-            .filter(|s| {
-                r.discoveries
-                    .get(*s)
-                    .is_some_and(|t| now.duration_since(*t) <= alive)
-            })
+            .filter(|(s, h)| h.speaks && **s != ip && now.duration_since(h.at) <= alive)
+            .filter(|(s, _)| weight(ip, **s) > mine)
             .count();
         better < WATCHERS
     }
@@ -159,13 +150,16 @@ impl Table {
         loop {
             let Some(r) = self.relay.as_mut() else { return };
             r.forget_heard();
-            let Some(&(t, ip)) = r.watch.heard.front() else {
+            let Some(&(t, i)) = r.watch.heard.front() else {
                 break;
             };
             if now < t + after {
                 break;
             }
             r.watch.heard.pop_front();
+            let Some((&ip, _)) = r.discoveries.get_index(i) else {
+                continue;
+            };
             if self.per_ip.contains_key(&ip) && self.watches(now, ip) {
                 info!("{ip} missed its refresh; asking it");
                 if let Some(r) = self.relay.as_mut() {
@@ -223,7 +217,7 @@ impl Table {
         let Some(r) = self.relay.as_mut() else {
             return false;
         };
-        if !r.watch.speakers.contains(&ip) {
+        if !r.discoveries.get(&ip).is_some_and(|h| h.speaks) {
             return false;
         }
         r.watch.asking.entry(ip).or_insert((0, now));
