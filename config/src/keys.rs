@@ -10,9 +10,12 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use slcp_core::Handle;
-use slcp_core::codec::Forms;
 
-use crate::{Config, PortRange, Raw};
+use crate::{Config, Raw};
+
+#[path = "values.rs"]
+mod values;
+use values::*;
 
 /// One config key.
 pub struct Key {
@@ -460,179 +463,18 @@ pub static KEYS: &[Key] = &[
 const HANDLE_RULE: &str = "a handle (1-32 characters, no spaces, no ',' and no '\"')";
 const PORT_RULE: &str = "a port (1-65535)";
 const BOOL_RULE: &str = "true or false";
-
-/// The key called `name`.
-pub(crate) fn find(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name)
-}
-
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s}")
-    }
-}
-
-fn text(r: &Raw) -> Option<String> {
-    match r {
-        Raw::Toml(toml::Value::String(s)) | Raw::Text(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn path(r: &Raw) -> Option<PathBuf> {
-    text(r).filter(|s| !s.is_empty()).map(|s| {
-        // `~/x` is what people write; expand it rather than create a folder named `~`.
-        match s.strip_prefix("~/").zip(dirs::home_dir()) {
-            Some((rest, home)) => home.join(rest),
-            None => PathBuf::from(s),
-        }
-    })
-}
-
-fn uint(r: &Raw) -> Option<i128> {
-    match r {
-        Raw::Toml(toml::Value::Integer(i)) => Some(i128::from(*i)).filter(|v| *v >= 0),
-        Raw::Text(s) => s.trim().parse::<u64>().ok().map(i128::from),
-        _ => None,
-    }
-}
-
-fn port(r: &Raw) -> Option<u16> {
-    uint(r)
-        .and_then(|v| u16::try_from(v).ok())
-        .filter(|p| *p != 0)
-}
-
-fn port_range(r: &Raw) -> Option<PortRange> {
-    let (low, high) = match r {
-        Raw::Toml(toml::Value::Array(a)) if a.len() == 2 => (
-            port(&Raw::Toml(a[0].clone()))?,
-            port(&Raw::Toml(a[1].clone()))?,
-        ),
-        Raw::Text(s) => {
-            let s = s.trim().trim_start_matches('[').trim_end_matches(']');
-            match s.split_once(['-', ',']) {
-                Some((a, b)) => (
-                    port(&Raw::Text(a.trim().into()))?,
-                    port(&Raw::Text(b.trim().into()))?,
-                ),
-                None => {
-                    let p = port(&Raw::Text(s.into()))?;
-                    (p, p)
-                }
-            }
-        }
-        r => {
-            let p = port(r)?;
-            (p, p)
-        }
-    };
-    (low <= high).then_some(PortRange { low, high })
-}
-
-fn boolean(r: &Raw) -> Option<bool> {
-    match r {
-        Raw::Toml(toml::Value::Boolean(b)) => Some(*b),
-        Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Some(true),
-            "false" | "no" | "off" | "0" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn list(r: &Raw) -> Option<Vec<String>> {
-    match r {
-        Raw::Toml(toml::Value::Array(a)) => {
-            a.iter().map(|v| v.as_str().map(str::to_owned)).collect()
-        }
-        // `--set 'broadcast=["10.0.0.255"]'`: the TOML form the hints show works here too.
-        Raw::Text(s) if s.trim_start().starts_with('[') => match toml_value(r)? {
-            toml::Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
-            _ => None,
-        },
-        Raw::Text(s) => Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-fn set_secs(slot: &mut Duration, r: &Raw) -> Result<(), String> {
-    let v = match r {
-        Raw::Toml(toml::Value::Integer(i)) => *i as f64,
-        Raw::Toml(toml::Value::Float(f)) => *f,
-        Raw::Text(s) => s.trim().parse::<f64>().map_err(|_| SECS_RULE.to_string())?,
-        _ => return Err(SECS_RULE.into()),
-    };
-    if !(0.01..=86_400.0).contains(&v) {
-        return Err(SECS_RULE.into());
-    }
-    *slot = Duration::from_secs_f64(v);
-    Ok(())
-}
-
-fn bytes(r: &Raw) -> Result<u64, String> {
-    uint(r)
-        .and_then(|v| u64::try_from(v).ok())
-        .filter(|v| *v <= 1 << 50)
-        .ok_or_else(|| "a size in bytes (0 to 1125899906842624)".to_string())
-}
+const FORMS_RULE: &str = "a list of forms: recipient, quoted, knownusers, colon, tcp, one-datagram, no-newline, named-img, ready-img, reference";
+const AWAY_RULE: &str = "a number of minutes from 0 (never) to 10080";
+const SECS_RULE: &str = "a number of seconds from 0.01 to 86400";
+const FORMS_TABLE_RULE: &str =
+    "a table of handle or IP address = list of forms, e.g. { \"10.0.0.7\" = [\"knownusers\"] }";
 
 /// The plugins the slcp binary has built in (repl/src/bundled.rs; a test there checks the two
 /// agree).
 pub const BUNDLED: &[&str] = &["autoreply", "dice", "img"];
 const BUNDLED_RULE: &str = "a list of built-in plugins: \"autoreply\", \"dice\", \"img\"";
 
-const FORMS_TABLE_RULE: &str =
-    "a table of handle or IP address = list of forms, e.g. { \"10.0.0.7\" = [\"knownusers\"] }";
-
-/// A TOML value from a file, or parsed from the text of a flag or variable.
-fn toml_value(r: &Raw) -> Option<toml::Value> {
-    match r {
-        Raw::Toml(v) => Some(v.clone()),
-        Raw::Text(s) => toml::from_str::<toml::Table>(&format!("v = {s}"))
-            .ok()
-            .and_then(|mut t| t.remove("v")),
-    }
+/// The key called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
 }
-
-fn table(r: &Raw) -> Option<Vec<(String, toml::Value)>> {
-    match toml_value(r)? {
-        toml::Value::Table(t) => Some(t.into_iter().collect()),
-        _ => None,
-    }
-}
-
-fn forms(r: &Raw) -> Result<Forms, String> {
-    let words: Vec<String> = match toml_value(r) {
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or_else(|| FORMS_RULE.to_string())?,
-        _ => list(r).ok_or_else(|| FORMS_RULE.to_string())?,
-    };
-    Forms::parse(words.iter().map(String::as_str)).map_err(|e| format!("{FORMS_RULE} ({e})"))
-}
-
-fn forms_toml(f: &Forms) -> String {
-    let v: Vec<String> = f.words().iter().map(|w| toml_str(w)).collect();
-    format!("[{}]", v.join(", "))
-}
-
-const FORMS_RULE: &str = "a list of forms: recipient, quoted, knownusers, colon, tcp, one-datagram, no-newline, named-img, ready-img, reference";
-const AWAY_RULE: &str = "a number of minutes from 0 (never) to 10080";
-const SECS_RULE: &str = "a number of seconds from 0.01 to 86400";

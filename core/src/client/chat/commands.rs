@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use super::secure::Route;
-use super::{Chat, ConnId, HistoryAsk, HistoryOp, HistoryQuery, Pending, PendingCmd, State, To};
+use super::{Chat, ConnId, Pending, PendingCmd, State, To};
 use crate::codec::{self, Handle, Message};
 use crate::ipc::ServerMsg;
 use crate::ipc::{ArgKind, CommandInfo, Event};
@@ -249,69 +249,6 @@ impl Chat {
             )),
         };
         self.reply(conn, id, r);
-    }
-
-    /// HISTORY [--json] [--before ID] [handle] [n] and SEARCH [--json] <words>: asked of the
-    /// database by the shell.
-    pub(super) fn cmd_history(&mut self, conn: ConnId, id: u64, word: &str, rest: &str) {
-        if !self.s.history {
-            let e = "the history is off (history = false); set history = true to keep and search messages";
-            return self.reply(conn, id, Err(e.into()));
-        }
-        let (json, rest) = json_flag(rest);
-        let ask = if word == "SEARCH" {
-            if rest.trim().is_empty() {
-                return self.reply(conn, id, Err("usage: SEARCH [--json] <words...>".into()));
-            }
-            HistoryAsk::Search {
-                words: rest.to_owned(),
-            }
-        } else {
-            const USAGE: &str =
-                "usage: HISTORY [--json] [--before ID] [handle] [n] (n from 1 to 10000)";
-            let mut w = rest.split_whitespace().peekable();
-            let mut before = None;
-            if w.peek() == Some(&"--before") {
-                w.next();
-                match w.next().map(str::parse::<i64>) {
-                    Some(Ok(b)) => before = Some(b),
-                    _ => return self.reply(conn, id, Err(USAGE.into())),
-                }
-            }
-            let count = |n: Option<&str>| match n.map(str::parse::<usize>) {
-                None => Some(20),
-                Some(Ok(n)) if (1..=10_000).contains(&n) => Some(n),
-                Some(_) => None,
-            };
-            match (w.next(), w.next(), w.next()) {
-                (None, _, _) if before.is_none() => HistoryAsk::Conversations,
-                (None, _, _) => HistoryAsk::Last {
-                    peer: None,
-                    n: 20,
-                    before,
-                },
-                (Some(a), None, _) if a.parse::<usize>().is_ok() => match count(Some(a)) {
-                    Some(n) => HistoryAsk::Last {
-                        peer: None,
-                        n,
-                        before,
-                    },
-                    None => return self.reply(conn, id, Err(USAGE.into())),
-                },
-                (Some(p), n, None) => match count(n) {
-                    // `*` is the conversation with everyone (MSG *), like any other.
-                    Some(n) => HistoryAsk::Last {
-                        peer: Some(p.to_owned()),
-                        n,
-                        before,
-                    },
-                    None => return self.reply(conn, id, Err(USAGE.into())),
-                },
-                _ => return self.reply(conn, id, Err(USAGE.into())),
-            }
-        };
-        let q = HistoryQuery { ask, json };
-        self.out.history.push(HistoryOp::Query { conn, id, q });
     }
 
     pub(super) fn no_args(&self, word: &str, rest: &str) -> Result<(), String> {
