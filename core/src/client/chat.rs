@@ -573,6 +573,8 @@ use commands::minutes;
 pub use history_ops::{HistoryAsk, HistoryOp, HistoryQuery};
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod presence_tests;
 mod receive;
 mod senders;
 mod tables;
