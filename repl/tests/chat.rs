@@ -9,12 +9,6 @@ use support::*;
 
 const S: Duration = Duration::from_secs(1);
 
-fn three_users(extra: &str) -> Lan {
-    let mut lan = Lan::new(extra);
-    lan.start_all(&["alice", "bob", "carol"]);
-    lan
-}
-
 #[test]
 fn three_users_see_each_other_chat_and_change_status() {
     let mut lan = Lan::new("heartbeat = 5\nexpiry = 20");
@@ -149,7 +143,7 @@ fn three_users_see_each_other_chat_and_change_status() {
 
 #[test]
 fn killed_client_expires_and_a_restarted_discovery_is_whole_within_a_heartbeat() {
-    let mut lan = three_users("heartbeat = 0.5\nexpiry = 1.5");
+    let mut lan = Lan::three_users("heartbeat = 0.5\nexpiry = 1.5");
     let mut a = lan.ipc("alice");
     let mut b = lan.ipc("bob");
     assert!(a.wait_peers(&["bob", "carol"], 2 * S));
@@ -380,7 +374,7 @@ fn messages_kept_while_no_prompt_is_attached_are_bounded_and_shown_on_attach() {
 #[test]
 fn sigterm_and_sigint_make_a_client_leave_at_once() {
     // Long expiry: only a LEAVE can explain a prompt departure.
-    let mut lan = three_users("heartbeat = 5\nexpiry = 30");
+    let mut lan = Lan::three_users("heartbeat = 5\nexpiry = 30");
     let mut a = lan.ipc("alice");
     assert!(a.wait_peers(&["bob", "carol"], 2 * S));
     for (who, sig) in [("bob", "TERM"), ("carol", "INT")] {

@@ -10,15 +10,9 @@ use support::*;
 
 const S: Duration = Duration::from_secs(1);
 
-fn three_users(extra: &str) -> Lan {
-    let mut lan = Lan::new(extra);
-    lan.start_all(&["alice", "bob", "carol"]);
-    lan
-}
-
 #[test]
 fn the_same_piped_script_gives_the_same_transcript() {
-    let lan = three_users("");
+    let lan = Lan::three_users("");
     let alice = lan.user("alice").config.to_str().unwrap().to_string();
     let bob = lan.user("bob").config.to_str().unwrap().to_string();
     let alice_script = "\
@@ -77,7 +71,7 @@ WAIT back alice 5
 
 #[test]
 fn piped_errors_go_to_stderr_and_fail_the_exit_status() {
-    let lan = three_users("");
+    let lan = Lan::three_users("");
     let alice = lan.user("alice").config.to_str().unwrap().to_string();
     let out = lan.run_script(
         &["--config", &alice],

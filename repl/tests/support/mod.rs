@@ -245,6 +245,13 @@ impl Lan {
         config
     }
 
+    /// A LAN of alice, bob and carol, all started, with `extra` in their configs.
+    pub fn three_users(extra: &str) -> Lan {
+        let mut lan = Lan::new(extra);
+        lan.start_all(&["alice", "bob", "carol"]);
+        lan
+    }
+
     /// Starts a discovery and a client for each of `users`.
     pub fn start_all(&mut self, users: &[&str]) {
         self.start_discovery();
