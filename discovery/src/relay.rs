@@ -278,16 +278,23 @@ impl Table {
         }
         // Discoveries never broadcast WHO: one from a discovery's port was sent to us alone.
         let from_discovery = asker.port() == r.whoisport;
-        let asker = asker.ip();
+        from_discovery || self.outranked(now, asker.ip(), false) < ANSWERERS
+    }
+
+    /// How many other discoveries heard lately (only slcp ones when `speakers`) rank above this
+    /// one for `target` (rendezvous hashing: WHO answerers, watchers).
+    pub(crate) fn outranked(&self, now: Instant, target: IpAddr, speakers: bool) -> usize {
+        let Some(r) = self.relay.as_ref() else {
+            return 0;
+        };
         let alive = self.remote_expiry();
-        let mine = weight(asker, r.me);
-        let better = r
-            .discoveries
+        let mine = weight(target, r.me);
+        r.discoveries
             .iter()
-            .filter(|(ip, h)| **ip != asker && now.duration_since(h.at) <= alive)
-            .filter(|(ip, _)| weight(asker, **ip) > mine)
-            .count();
-        from_discovery || better < ANSWERERS
+            .filter(|(ip, h)| (h.speaks || !speakers) && **ip != target)
+            .filter(|(_, h)| now.duration_since(h.at) <= alive)
+            .filter(|(ip, _)| weight(target, **ip) > mine)
+            .count()
     }
 
     /// The list another discovery sent for our WHO at start: users we did not know yet.

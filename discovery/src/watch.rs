@@ -16,8 +16,8 @@ use log::info;
 use slcp_core::codec::{self, Handle, Message, UserEntry};
 
 use super::{MAX_ENTRIES, Out, Table};
+use crate::relay::AGAIN;
 use crate::relay::Heard;
-use crate::relay::{AGAIN, weight};
 
 /// Discoveries that watch one host.
 pub const WATCHERS: usize = 2;
@@ -116,18 +116,7 @@ impl Table {
     /// Whether this discovery is one of the [`WATCHERS`] of `ip`: the speakers heard lately
     /// that outrank it for `ip` are fewer.
     fn watches(&self, now: Instant, ip: IpAddr) -> bool {
-        let Some(r) = self.relay.as_ref() else {
-            return false;
-        };
-        let alive = self.remote_expiry();
-        let mine = weight(ip, r.me);
-        let better = r
-            .discoveries
-            .iter()
-            .filter(|(s, h)| h.speaks && **s != ip && now.duration_since(h.at) <= alive)
-            .filter(|(s, _)| weight(ip, **s) > mine)
-            .count();
-        better < WATCHERS
+        self.relay.is_some() && self.outranked(now, ip, true) < WATCHERS
     }
 
     /// The users of `ip` in the table, learned from its discovery (they refresh).
